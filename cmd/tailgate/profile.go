@@ -1,0 +1,524 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tailgate-ci/tailgate/bpf"
+	"github.com/tailgate-ci/tailgate/internal/flame"
+	"github.com/tailgate-ci/tailgate/internal/symbol"
+)
+
+func init() {
+	register(command{
+		name:    "profile",
+		summary: "capture eBPF tail profiles (off-CPU, run queue, futex, faults, NUMA, block I/O, on-CPU) of a process",
+		run:     runProfile,
+	})
+}
+
+// ProfileSchemaVersion is the version of the profile directory's files
+// (events JSONL and summary.json); bump it when a field changes meaning.
+const ProfileSchemaVersion = 1
+
+const profileUsage = `usage: tailgate profile --pid PID[,PID...] --duration D --out DIR [flags]
+
+Runs the kernel collectors against the processes (and the processes they
+fork) for --duration, or until interrupted, and writes into DIR, per
+collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
+
+  KIND.events.jsonl  one JSON object per event: kind, ts_ns and dur_ns
+                     (CLOCK_MONOTONIC ns), pid, tid, cpu, comm, ustack and
+                     kstack (hex return addresses, innermost first; *_err is
+                     the bpf_get_stack errno when a stack is missing), and the
+                     kind's fields (state, preempted, prev_tid; uaddr,
+                     futex_op, futex_ret; addr, error_code, major, no_start;
+                     from_cpu, to_cpu, from_node, to_node, how; sector, bytes,
+                     dev, op, status).
+  KIND.folded        folded stacks, root first: comm; user frames; kernel
+                     frames (suffix _[k]). Values are nanoseconds of the
+                     interval for every kind except oncpu (samples) and numa
+                     (events).
+  summary.json       schema, pids, collectors, duration, events, lost and
+                     map-full counts per kind, skipped collectors, why kernel
+                     stacks could not be symbolized, and the kernel's run
+                     count and CPU time per BPF program (bpf_programs).
+
+Needs root (or CAP_BPF + CAP_PERFMON). Lost events are reported, never
+hidden.
+
+flags:
+`
+
+// profileOptions are the parsed flags of `tailgate profile`.
+type profileOptions struct {
+	pids       []int
+	duration   time.Duration
+	out        string
+	collectors []bpf.Kind
+	minOffCPU  time.Duration
+	minRunq    time.Duration
+	sampleHz   int
+	bestEffort bool
+}
+
+func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error) {
+	o := &profileOptions{}
+	fs := flag.NewFlagSet("profile", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, profileUsage)
+		fs.PrintDefaults()
+	}
+	fs.Func("pid", "target process id(s), comma-separated (required)", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("%q is not a process id", f)
+			}
+			o.pids = append(o.pids, pid)
+		}
+		return nil
+	})
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "how long to profile")
+	fs.StringVar(&o.out, "out", "", "output directory (required; created if missing)")
+	collectors := fs.String("collectors", "all", "comma-separated collectors: offcpu, runq, futex, pagefault, numa, blockio, oncpu, or all")
+	fs.DurationVar(&o.minOffCPU, "min-offcpu", bpf.DefaultMinOffCPU, "drop off-CPU intervals shorter than this")
+	fs.DurationVar(&o.minRunq, "min-runq", bpf.DefaultMinRunQueue, "drop run-queue waits shorter than this")
+	fs.IntVar(&o.sampleHz, "sample-hz", bpf.DefaultSampleHz, "on-CPU samples per second per CPU")
+	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageErrorf("profile: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usageErrorf("profile: unexpected arguments %q", fs.Args())
+	}
+	if len(o.pids) == 0 {
+		return nil, usageErrorf("profile: --pid is required")
+	}
+	if o.out == "" {
+		return nil, usageErrorf("profile: --out is required")
+	}
+	if o.duration <= 0 {
+		return nil, usageErrorf("profile: --duration %v: must be positive", o.duration)
+	}
+	if o.minOffCPU <= 0 {
+		return nil, usageErrorf("profile: --min-offcpu %v: must be positive", o.minOffCPU)
+	}
+	if o.minRunq <= 0 {
+		return nil, usageErrorf("profile: --min-runq %v: must be positive", o.minRunq)
+	}
+	if o.sampleHz <= 0 || o.sampleHz > 10000 {
+		return nil, usageErrorf("profile: --sample-hz %d: want 1..10000", o.sampleHz)
+	}
+	ks, err := bpf.ParseCollectors(*collectors)
+	if err != nil {
+		return nil, usageErrorf("profile: --collectors: %v", err)
+	}
+	o.collectors = ks
+	return o, nil
+}
+
+func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	o, err := parseProfileFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sess, err := bpf.Start(ctx, bpf.Options{
+		PIDs:        o.pids,
+		Collectors:  o.collectors,
+		MinOffCPU:   o.minOffCPU,
+		MinRunQueue: o.minRunq,
+		SampleHz:    o.sampleHz,
+		BestEffort:  o.bestEffort,
+	})
+	if err != nil {
+		if errors.Is(err, bpf.ErrNotSupported) && os.Geteuid() != 0 {
+			return fmt.Errorf("profile: run as root (or with CAP_BPF and CAP_PERFMON): %w", err)
+		}
+		return fmt.Errorf("profile: %w", err)
+	}
+	names := make([]string, len(o.collectors))
+	for i, k := range o.collectors {
+		names[i] = k.String()
+	}
+	fmt.Fprintf(stdout, "profiling pid %s for %v: %s\n", joinInts(o.pids), o.duration, strings.Join(names, ","))
+	res := symbol.NewResolver()
+	for _, pid := range o.pids {
+		res.Prime(pid) // best effort: an exited process keeps its addresses
+	}
+	w := newProfileWriter(o.out, res)
+	consumed := make(chan error, 1)
+	go func() { consumed <- w.consume(sess.Events()) }()
+
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+	case <-time.After(o.duration):
+	}
+	elapsed := time.Since(start)
+	stats, stopErr := sess.Stop()
+	werr := <-consumed
+	if err := errors.Join(stopErr, werr); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	if err := w.finish(o, stats, elapsed); err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+
+	fmt.Fprintf(stdout, "profiled pid %s for %v into %s\n", joinInts(o.pids), elapsed.Round(time.Millisecond), o.out)
+	for _, k := range o.collectors {
+		if why, ok := stats.Skipped[k]; ok {
+			fmt.Fprintf(stdout, "  %-9s skipped: %s\n", k, why)
+			continue
+		}
+		fmt.Fprintf(stdout, "  %-9s %8d events", k, stats.Events[k])
+		if n := stats.Lost[k] + stats.MapFull[k]; n > 0 {
+			fmt.Fprintf(stdout, "  (%d LOST)", n)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if rt := stats.TotalRuntime(); rt > 0 {
+		fmt.Fprintf(stdout, "  BPF programs used %v of CPU (%.2f%% of one CPU)\n", rt.Round(time.Microsecond), 100*rt.Seconds()/elapsed.Seconds())
+	}
+	if n := stats.TotalLost(); n > 0 {
+		fmt.Fprintf(stderr, "tailgate profile: warning: %d events lost (ring buffer or start maps full); the profile is incomplete\n", n)
+	}
+	return nil
+}
+
+// profileWriter streams events to KIND.events.jsonl and folds them, keyed by
+// raw addresses, for symbolization once at the end.
+type profileWriter struct {
+	dir    string
+	res    *symbol.Resolver
+	files  map[bpf.Kind]*os.File
+	bufs   map[bpf.Kind]*bufio.Writer
+	folds  map[bpf.Kind]map[rawStack]*rawFold
+	primed map[uint32]bool
+}
+
+// rawStack identifies a stack before symbolization.
+type rawStack struct {
+	pid    uint32
+	comm   string
+	ustack string // little-endian addresses
+	kstack string
+}
+
+type rawFold struct {
+	u, k  []uint64
+	value float64
+	n     int64
+}
+
+func newProfileWriter(dir string, res *symbol.Resolver) *profileWriter {
+	return &profileWriter{
+		dir: dir, res: res,
+		files:  map[bpf.Kind]*os.File{},
+		bufs:   map[bpf.Kind]*bufio.Writer{},
+		folds:  map[bpf.Kind]map[rawStack]*rawFold{},
+		primed: map[uint32]bool{},
+	}
+}
+
+// jsonEvent is one line of KIND.events.jsonl (schema ProfileSchemaVersion).
+type jsonEvent struct {
+	Kind      string   `json:"kind"`
+	TsNs      uint64   `json:"ts_ns"`
+	DurNs     uint64   `json:"dur_ns"`
+	PID       uint32   `json:"pid"`
+	TID       uint32   `json:"tid"`
+	CPU       uint32   `json:"cpu"`
+	Comm      string   `json:"comm"`
+	UStack    []string `json:"ustack"`
+	KStack    []string `json:"kstack"`
+	UStackErr int32    `json:"ustack_err,omitempty"`
+	KStackErr int32    `json:"kstack_err,omitempty"`
+
+	State     *uint32 `json:"state,omitempty"`
+	Preempted *bool   `json:"preempted,omitempty"`
+	PrevTID   *uint32 `json:"prev_tid,omitempty"`
+
+	UAddr    string  `json:"uaddr,omitempty"`
+	FutexOp  *uint32 `json:"futex_op,omitempty"`
+	FutexRet *int64  `json:"futex_ret,omitempty"`
+
+	Addr      string  `json:"addr,omitempty"`
+	ErrorCode *uint64 `json:"error_code,omitempty"`
+	Major     *bool   `json:"major,omitempty"`
+	NoStart   bool    `json:"no_start,omitempty"`
+
+	FromCPU  *uint32 `json:"from_cpu,omitempty"`
+	ToCPU    *uint32 `json:"to_cpu,omitempty"`
+	FromNode *uint32 `json:"from_node,omitempty"`
+	ToNode   *uint32 `json:"to_node,omitempty"`
+	How      *uint32 `json:"how,omitempty"`
+
+	Sector *uint64 `json:"sector,omitempty"`
+	Bytes  *uint32 `json:"bytes,omitempty"`
+	Dev    *uint32 `json:"dev,omitempty"`
+	Op     *uint32 `json:"op,omitempty"`
+	Status *uint32 `json:"status,omitempty"`
+}
+
+func hexStack(pcs []uint64) []string {
+	out := make([]string, len(pcs))
+	for i, pc := range pcs {
+		out[i] = "0x" + strconv.FormatUint(pc, 16)
+	}
+	return out
+}
+
+func toJSONEvent(e *bpf.Event) jsonEvent {
+	j := jsonEvent{
+		Kind: e.Kind.String(), TsNs: e.TsNs, DurNs: e.DurNs, PID: e.PID, TID: e.TID, CPU: e.CPU, Comm: e.Comm,
+		UStack: hexStack(e.UserStack), KStack: hexStack(e.KernelStack),
+		UStackErr: e.UserStackErr, KStackErr: e.KernelStackErr,
+	}
+	switch e.Kind {
+	case bpf.OffCPU:
+		j.State, j.Preempted = &e.State, &e.Preempted
+	case bpf.RunQueue:
+		j.Preempted, j.PrevTID = &e.Preempted, &e.PrevTID
+	case bpf.Futex:
+		j.UAddr, j.FutexOp, j.FutexRet = "0x"+strconv.FormatUint(e.UAddr, 16), &e.FutexOp, &e.FutexRet
+	case bpf.PageFault:
+		j.Addr, j.ErrorCode, j.Major, j.NoStart = "0x"+strconv.FormatUint(e.Addr, 16), &e.ErrorCode, &e.Major, e.NoStart
+	case bpf.NUMAMigrate:
+		j.FromCPU, j.ToCPU, j.FromNode, j.ToNode, j.How = &e.FromCPU, &e.ToCPU, &e.FromNode, &e.ToNode, &e.NUMAHow
+	case bpf.BlockIO:
+		j.Sector, j.Bytes, j.Dev, j.Op, j.Status = &e.Sector, &e.Bytes, &e.Dev, &e.Op, &e.Status
+	}
+	return j
+}
+
+// foldUnit is the unit of a kind's folded values.
+func foldUnit(k bpf.Kind) string {
+	switch k {
+	case bpf.OnCPU:
+		return flame.DefaultUnit
+	case bpf.NUMAMigrate:
+		return "events"
+	}
+	return "nanoseconds"
+}
+
+func foldValue(e *bpf.Event) float64 {
+	switch e.Kind {
+	case bpf.OnCPU, bpf.NUMAMigrate:
+		return 1
+	}
+	return float64(e.DurNs)
+}
+
+func packStack(pcs []uint64) string {
+	b := make([]byte, 8*len(pcs))
+	for i, pc := range pcs {
+		for j := 0; j < 8; j++ {
+			b[8*i+j] = byte(pc >> (8 * j))
+		}
+	}
+	return string(b)
+}
+
+func (w *profileWriter) consume(events <-chan bpf.Event) error {
+	var firstErr error
+	for e := range events {
+		if firstErr != nil {
+			continue // keep draining so the session can stop
+		}
+		if !w.primed[e.PID] {
+			w.primed[e.PID] = true
+			w.res.Prime(int(e.PID)) // a followed child: remember its mappings now
+		}
+		bw, err := w.writer(e.Kind)
+		if err != nil {
+			firstErr = err
+			continue
+		}
+		line, err := json.Marshal(toJSONEvent(&e))
+		if err != nil {
+			firstErr = fmt.Errorf("encode %s event: %w", e.Kind, err)
+			continue
+		}
+		bw.Write(line)
+		bw.WriteByte('\n')
+
+		m := w.folds[e.Kind]
+		if m == nil {
+			m = map[rawStack]*rawFold{}
+			w.folds[e.Kind] = m
+		}
+		key := rawStack{pid: e.PID, comm: e.Comm, ustack: packStack(e.UserStack), kstack: packStack(e.KernelStack)}
+		f := m[key]
+		if f == nil {
+			f = &rawFold{u: e.UserStack, k: e.KernelStack}
+			m[key] = f
+		}
+		f.value += foldValue(&e)
+		f.n++
+	}
+	return firstErr
+}
+
+func (w *profileWriter) writer(k bpf.Kind) (*bufio.Writer, error) {
+	if bw, ok := w.bufs[k]; ok {
+		return bw, nil
+	}
+	path := filepath.Join(w.dir, k.String()+".events.jsonl")
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	w.files[k] = f
+	w.bufs[k] = bufio.NewWriterSize(f, 1<<20)
+	return w.bufs[k], nil
+}
+
+type programCost struct {
+	Runs      uint64 `json:"runs"`
+	RuntimeNs int64  `json:"runtime_ns"`
+}
+
+// profileSummary is summary.json (schema ProfileSchemaVersion).
+type profileSummary struct {
+	Schema      int               `json:"schema"`
+	PIDs        []int             `json:"pids"`
+	Collectors  []string          `json:"collectors"`
+	DurationSec float64           `json:"duration_sec"`
+	Events      map[string]uint64 `json:"events"`
+	Lost        map[string]uint64 `json:"lost"`
+	MapFull     map[string]uint64 `json:"map_full"`
+	Decode      uint64            `json:"decode_errors"`
+	Unread      uint64            `json:"unread"`
+	Skipped     map[string]string `json:"skipped,omitempty"`
+	Units       map[string]string `json:"units"`
+	// BPFPrograms is the kernel's run count and CPU time per program
+	// (every process's events pass through them, filtered in the kernel).
+	BPFPrograms map[string]programCost `json:"bpf_programs,omitempty"`
+	BPFCPUSec   float64                `json:"bpf_cpu_sec"`
+	KernelSyms  string                 `json:"kernel_symbols"`
+}
+
+func kindMap[V any](m map[bpf.Kind]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k.String()] = v
+	}
+	return out
+}
+
+// finish closes the event files, writes the symbolized folded stacks and
+// summary.json.
+func (w *profileWriter) finish(o *profileOptions, st bpf.Stats, elapsed time.Duration) error {
+	var errs []error
+	for k, bw := range w.bufs {
+		if err := bw.Flush(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := w.files[k].Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	sum := profileSummary{
+		Schema: ProfileSchemaVersion, PIDs: o.pids, DurationSec: elapsed.Seconds(),
+		Events: kindMap(st.Events), Lost: kindMap(st.Lost), MapFull: kindMap(st.MapFull),
+		Decode: st.Decode, Unread: st.Unread, Skipped: kindMap(st.Skipped), Units: map[string]string{},
+		KernelSyms: "ok",
+	}
+	if len(st.Programs) > 0 {
+		sum.BPFPrograms = map[string]programCost{}
+		for name, c := range st.Programs {
+			sum.BPFPrograms[name] = programCost{Runs: c.Runs, RuntimeNs: c.Runtime.Nanoseconds()}
+		}
+		sum.BPFCPUSec = st.TotalRuntime().Seconds()
+	}
+	if err := w.res.KernelErr(); err != nil {
+		sum.KernelSyms = err.Error()
+	}
+	for _, k := range o.collectors {
+		sum.Collectors = append(sum.Collectors, k.String())
+		sum.Units[k.String()] = foldUnit(k)
+		if _, skipped := st.Skipped[k]; skipped {
+			continue
+		}
+		if err := w.writeFolded(k); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	b, err := json.MarshalIndent(sum, "", "  ")
+	if err == nil {
+		err = os.WriteFile(filepath.Join(w.dir, "summary.json"), append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (w *profileWriter) writeFolded(k bpf.Kind) error {
+	p := flame.New(foldUnit(k))
+	keys := make([]rawStack, 0, len(w.folds[k]))
+	for key := range w.folds[k] {
+		keys = append(keys, key)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].pid < keys[j].pid })
+	for _, key := range keys {
+		f := w.folds[k][key]
+		if f.value <= 0 {
+			continue // e.g. page faults whose start was not seen
+		}
+		frames := []string{key.comm}
+		user := w.res.UserInline(int(key.pid), f.u) // inlined calls expanded
+		for i := len(user) - 1; i >= 0; i-- {
+			frames = append(frames, user[i].Func)
+		}
+		kern := w.res.Kernel(f.k)
+		for i := len(kern) - 1; i >= 0; i-- {
+			frames = append(frames, kern[i].Func+"_[k]")
+		}
+		p.Add(frames, f.value)
+		p.Samples += f.n - 1 // Add counted one
+	}
+	out, err := os.Create(filepath.Join(w.dir, k.String()+".folded"))
+	if err != nil {
+		return err
+	}
+	if err := flame.WriteFolded(out, p); err != nil {
+		out.Close()
+		return fmt.Errorf("write %s folded stacks: %w", k, err)
+	}
+	return out.Close()
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}

@@ -1,0 +1,224 @@
+//go:build linux && amd64
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/tailgate-ci/tailgate/bidder/reqgen"
+	"github.com/tailgate-ci/tailgate/bpf"
+	"github.com/tailgate-ci/tailgate/internal/latency"
+	"github.com/tailgate-ci/tailgate/internal/load"
+)
+
+// TestProfileOverheadBidder measures what the kernel collectors cost the
+// bidder: rounds at the default rules' rate (300/s) with every collector
+// on and off, interleaved ABBA on one host, reporting p50, p99, achieved
+// rate and bidder CPU per arm. It is a measurement, not a check, and takes
+// about TAILGATE_OVERHEAD_ROUNDS × 2 × 15 s, so it runs only with
+// TAILGATE_OVERHEAD=1 (and root); TAILGATE_OVERHEAD_COLLECTORS picks the
+// collectors (default all) and TAILGATE_OVERHEAD_ROUNDS the ABBA pairs:
+//
+//	TAILGATE_OVERHEAD=1 go test ./cmd/tailgate -run ProfileOverhead -v -timeout 30m
+func TestProfileOverheadBidder(t *testing.T) {
+	if os.Getenv("TAILGATE_OVERHEAD") != "1" {
+		t.Skip("long measurement: set TAILGATE_OVERHEAD=1 to run")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: loads BPF programs")
+	}
+	const rate = 300.0
+	roundDur := 15 * time.Second
+	pairs := 2
+	if v, err := strconv.Atoi(os.Getenv("TAILGATE_OVERHEAD_ROUNDS")); err == nil && v > 0 {
+		pairs = v
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bidder")
+	if out, err := exec.Command("go", "build", "-o", bin, "../bidder").CombinedOutput(); err != nil {
+		t.Fatalf("build bidder: %v\n%s", err, out)
+	}
+	idx := filepath.Join(dir, "bidder.idx")
+	if out, err := exec.Command(bin, "index", "build", "--out", idx, "--size", "256MiB").CombinedOutput(); err != nil {
+		t.Fatalf("index build: %v\n%s", err, out)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	const users = 2_000_000
+	srv := exec.Command(bin, "serve", "--addr", addr, "--index", idx, "--users", strconv.Itoa(users))
+	srv.Stdout, srv.Stderr = os.Stderr, os.Stderr
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bidder not healthy after 2m: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	targeter, err := load.ReqgenTargeter("http://"+addr+"/openrtb2/bid", 1, reqgen.Options{Users: users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// Warm-up: heap, GC pacing and page cache settle.
+	if _, err := load.Run(ctx, load.Config{Rate: rate, Duration: 15 * time.Second, Targeter: targeter}); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+
+	type arm struct {
+		hist     *hdrhistogram.Histogram
+		reqs     int64
+		secs     float64
+		cpu      float64 // bidder CPU seconds
+		bpfCPU   float64 // BPF programs' CPU seconds (kernel statistics)
+		selfCPU  float64 // the `tailgate profile` process (event consumer) CPU seconds
+		events   uint64
+		perKind  map[bpf.Kind]uint64
+		lost     uint64
+		invalids int
+	}
+	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}}}
+	collectorsFlag := os.Getenv("TAILGATE_OVERHEAD_COLLECTORS")
+	if collectorsFlag == "" {
+		collectorsFlag = "all"
+	}
+	tailgate := filepath.Join(dir, "tailgate")
+	if out, err := exec.Command("go", "build", "-o", tailgate, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build tailgate: %v\n%s", err, out)
+	}
+	order := []bool{false, true, true, false}
+	for p := 0; p < pairs; p++ {
+		for _, on := range order {
+			a := arms[on]
+			// The collectors run in a separate `tailgate profile`
+			// process, as they would beside a gate run, so their
+			// consumer does not share a Go runtime with the load
+			// generator; its CPU is reported on its own.
+			var prof *exec.Cmd
+			profDir := filepath.Join(dir, fmt.Sprintf("profile-%d-%d", p, len(order)))
+			if on {
+				prof = exec.Command(tailgate, "profile", "--pid", strconv.Itoa(srv.Process.Pid),
+					"--duration", (roundDur + 2*time.Second).String(), "--out", profDir, "--collectors", collectorsFlag)
+				prof.Stderr = os.Stderr
+				stdout, err := prof.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := prof.Start(); err != nil {
+					t.Fatal(err)
+				}
+				// The first line is printed once the collectors are attached.
+				sc := bufio.NewScanner(stdout)
+				if !sc.Scan() || !strings.HasPrefix(sc.Text(), "profiling pid") {
+					t.Fatalf("tailgate profile did not start: %q", sc.Text())
+				}
+				go io.Copy(io.Discard, stdout)
+			}
+			cpu0 := procCPU(t, srv.Process.Pid)
+			res, err := load.Run(ctx, load.Config{Rate: rate, Duration: roundDur, Warmup: 2 * time.Second, Targeter: targeter})
+			if err != nil {
+				t.Fatalf("round: %v", err)
+			}
+			a.cpu += procCPU(t, srv.Process.Pid) - cpu0
+			if prof != nil {
+				if err := prof.Wait(); err != nil {
+					t.Fatalf("tailgate profile: %v", err)
+				}
+				a.selfCPU += (prof.ProcessState.UserTime() + prof.ProcessState.SystemTime()).Seconds()
+				var sum profileSummary
+				b, err := os.ReadFile(filepath.Join(profDir, "summary.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(b, &sum); err != nil {
+					t.Fatal(err)
+				}
+				for k, n := range sum.Events {
+					kind, _ := bpf.ParseKind(k)
+					a.perKind[kind] += n
+					a.events += n
+				}
+				for _, m := range []map[string]uint64{sum.Lost, sum.MapFull} {
+					for _, n := range m {
+						a.lost += n
+					}
+				}
+				a.lost += sum.Decode + sum.Unread
+				a.bpfCPU += sum.BPFCPUSec
+			}
+			if err := latency.Merge(a.hist, res.Hist); err != nil {
+				t.Fatal(err)
+			}
+			a.reqs += res.Requests
+			a.secs += res.End.Sub(res.Start).Seconds()
+			// Per round, because one starved round (a neighbour's burst on
+			// a shared host) can dominate a merged percentile.
+			t.Logf("round collectors=%v: p50 %v p99 %v max send lag %v valid %v",
+				on, latency.Quantile(res.Hist, 0.5), latency.Quantile(res.Hist, 0.99), res.Validity.MaxLag, res.Validity.Valid)
+			if !res.Validity.Valid {
+				a.invalids++
+				t.Logf("collectors %v: invalid round: %v", on, res.Validity.Reasons)
+			}
+		}
+	}
+	row := func(name string, a *arm) string {
+		return fmt.Sprintf("%-4s p50 %v p99 %v rate %.1f/s bidder CPU %.1f%% (%.0f µs/req) consumer CPU %.1f%% events %d lost %d invalid rounds %d",
+			name, latency.Quantile(a.hist, 0.5), latency.Quantile(a.hist, 0.99), float64(a.reqs)/a.secs,
+			100*a.cpu/a.secs, 1e6*a.cpu/float64(a.reqs), 100*a.selfCPU/a.secs, a.events, a.lost, a.invalids)
+	}
+	off, on := arms[false], arms[true]
+	pct := func(x, y float64) float64 { return 100 * (y - x) / x }
+	t.Logf("%d ABBA pairs of %v rounds at %.0f/s (shared 2-core host):\n%s\n%s\ndelta: p50 %+.1f%% p99 %+.1f%% rate %+.2f%% bidder CPU %+.1f%%",
+		pairs, roundDur, rate, row("off", off), row("on", on),
+		pct(float64(latency.Quantile(off.hist, 0.5)), float64(latency.Quantile(on.hist, 0.5))),
+		pct(float64(latency.Quantile(off.hist, 0.99)), float64(latency.Quantile(on.hist, 0.99))),
+		pct(float64(off.reqs)/off.secs, float64(on.reqs)/on.secs),
+		pct(off.cpu/off.secs, on.cpu/on.secs))
+	t.Logf("BPF programs: %.2f s CPU = %.2f%% of one CPU while on (all processes' events)", on.bpfCPU, 100*on.bpfCPU/on.secs)
+	for _, k := range bpf.AllKinds {
+		t.Logf("  %-9s %8.0f events/s", k, float64(on.perKind[k])/on.secs)
+	}
+}
+
+// procCPU returns utime+stime of pid in seconds.
+func procCPU(t *testing.T, pid int) float64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	fs := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseFloat(fs[14-3], 64)
+	st, _ := strconv.ParseFloat(fs[15-3], 64)
+	return (ut + st) / 100 // USER_HZ
+}
