@@ -1,0 +1,191 @@
+package experiment
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tailgate-ci/tailgate/internal/gate"
+	"github.com/tailgate-ci/tailgate/internal/latency"
+)
+
+// fakeDriver serves rounds from a per-arm latency model, and records the
+// order it was called in.
+type fakeDriver struct {
+	median  map[string]time.Duration // per service arm (or variant)
+	tail    map[string]time.Duration // the top 2 % of requests take this long
+	n       int
+	invalid map[int]bool // slot orders to mark invalid
+	calls   []Slot
+	service []string
+}
+
+func (f *fakeDriver) Round(ctx context.Context, service string, s Slot) (*Measured, error) {
+	f.calls = append(f.calls, s)
+	f.service = append(f.service, service)
+	rng := rand.New(rand.NewPCG(uint64(s.Order), 7))
+	h := latency.New()
+	med, tail := f.median[service], f.tail[service]
+	for i := 0; i < f.n; i++ {
+		d := time.Duration(float64(med) * math.Exp(0.2*rng.NormFloat64()))
+		if rng.Float64() < 0.02 {
+			d = time.Duration(float64(tail) * math.Exp(0.1*rng.NormFloat64()))
+		}
+		if err := latency.Record(h, d); err != nil {
+			return nil, err
+		}
+	}
+	m := &Measured{Hist: h, Requests: int64(f.n), Valid: !f.invalid[s.Order]}
+	if !m.Valid {
+		m.Invalid = []string{"max lag 3ms > 1ms"}
+	}
+	return m, nil
+}
+
+func smallGate() gate.Config {
+	return gate.Config{MinRounds: 2, MaxRounds: 6, CheckpointEvery: 2, AARounds: 2, MinSamplesPerArm: 1000, Bootstrap: 200}
+}
+
+func TestRunGateOrderAndEarlyPass(t *testing.T) {
+	f := &fakeDriver{n: 2000,
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	var recorded int
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f,
+		Record: func(Slot, *Measured) error { recorded++; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Pass {
+		t.Fatalf("verdict %s: %v", doc.Gate.Verdict, doc.Gate.Reasons)
+	}
+	sched, _ := GateSchedule(smallGate(), 42)
+	if doc.ScheduleSeed != 42 || len(doc.Schedule) != len(sched) {
+		t.Fatalf("schedule not recorded: seed %d, %d slots", doc.ScheduleSeed, len(doc.Schedule))
+	}
+	// Ran the schedule's slots in order, A/A on base, and stopped at the
+	// first checkpoint (2 complete blocks).
+	for i, s := range f.calls {
+		if s != sched[i] {
+			t.Fatalf("call %d = %+v, schedule has %+v", i, s, sched[i])
+		}
+		if want := ServiceArm(s); f.service[i] != want || (s.Arm == gate.ArmAA && want != gate.ArmBase) {
+			t.Fatalf("slot %+v served by %s", s, f.service[i])
+		}
+	}
+	blocks := map[int]bool{}
+	for _, s := range f.calls {
+		blocks[s.Block] = true
+	}
+	// A pass stops at a checkpoint, before the cap: whole blocks only.
+	if len(sched) <= len(f.calls) || f.calls[len(f.calls)-1].Block != len(blocks)-1 ||
+		!slices.Contains(smallGate().Checkpoints()[:len(smallGate().Checkpoints())-1], len(blocks)) {
+		t.Fatalf("ran %d rounds over %d blocks; want to stop at an early checkpoint %v", len(f.calls), len(blocks), smallGate().Checkpoints())
+	}
+	if recorded != len(f.calls) || len(doc.Rounds) != len(f.calls) || doc.Rounds[0].Hist == "" {
+		t.Fatalf("recorded %d, document holds %d rounds", recorded, len(doc.Rounds))
+	}
+	if h, err := latency.Decode(doc.Rounds[0].Hist); err != nil || h.TotalCount() != 2000 {
+		t.Fatalf("round histogram does not decode: %v", err)
+	}
+	if _, err := doc.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunGateInconclusiveRunsMore(t *testing.T) {
+	// p99 right at the SLO: no checkpoint can decide, so the runner goes
+	// on to the cap.
+	cfg := smallGate()
+	cfg.SLO = 20 * time.Millisecond
+	f := &fakeDriver{n: 2000,
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 20 * time.Millisecond, "head": 20 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: cfg, Seed: 1, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := map[int]bool{}
+	for _, s := range f.calls {
+		blocks[s.Block] = true
+	}
+	if len(blocks) <= cfg.MinRounds {
+		t.Fatalf("stopped after %d blocks with verdict %s", len(blocks), doc.Gate.Verdict)
+	}
+	if doc.Gate.Verdict == gate.Inconclusive && len(blocks) != cfg.MaxRounds {
+		t.Fatalf("inconclusive after %d blocks, below the cap %d", len(blocks), cfg.MaxRounds)
+	}
+	if doc.Gate.Verdict == gate.Pass {
+		t.Fatalf("p99 at the SLO passed: %v", doc.Gate.Reasons)
+	}
+}
+
+func TestRunGateFail(t *testing.T) {
+	f := &fakeDriver{n: 2000,
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 60 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 3, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Fail || gate.ExitCode(doc.Gate.Verdict) != 3 || !errors.Is(doc.Gate.Err(), gate.ErrRegression) {
+		t.Fatalf("verdict %s: %v", doc.Gate.Verdict, doc.Gate.Reasons)
+	}
+}
+
+func TestRunGateInvalidRound(t *testing.T) {
+	f := &fakeDriver{n: 2000, invalid: map[int]bool{2: true},
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 3, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Invalid || gate.ExitCode(doc.Gate.Verdict) != 1 {
+		t.Fatalf("verdict %s, want invalid", doc.Gate.Verdict)
+	}
+	if len(f.calls) != 3 {
+		t.Fatalf("ran %d rounds after an invalid third round, want to stop at 3", len(f.calls))
+	}
+	if !strings.Contains(strings.Join(doc.Gate.Reasons, " "), "lag") {
+		t.Fatalf("reasons do not say why: %v", doc.Gate.Reasons)
+	}
+}
+
+func TestRunExperiment(t *testing.T) {
+	ms := time.Millisecond
+	f := &fakeDriver{n: 1500,
+		median: map[string]time.Duration{"baseline": 2 * ms, "gc": 2 * ms, "locks": 2 * ms, "gc+locks": 2 * ms},
+		tail:   map[string]time.Duration{"baseline": 60 * ms, "gc": 40 * ms, "locks": 30 * ms, "gc+locks": 8 * ms}}
+	res, err := RunExperiment(context.Background(), ExperimentRun{Fixes: []string{"gc", "locks"}, Blocks: 4, Seed: 5,
+		Gate: gate.Config{MinSamplesPerArm: 1000, Bootstrap: 200}, Attribution: AttributionConfig{Bootstrap: 200}, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.calls) != 4*4 || len(res.Invalid) != 0 {
+		t.Fatalf("%d rounds, invalid %v", len(f.calls), res.Invalid)
+	}
+	verdict := map[string]gate.Verdict{}
+	for _, v := range res.Variants {
+		verdict[v.Variant] = v.Verdict
+	}
+	if verdict["baseline"] != gate.Fail || verdict["gc+locks"] != gate.Pass {
+		t.Fatalf("verdicts %v, want baseline fail and gc+locks pass", verdict)
+	}
+	if res.Document.Gate == nil || res.Document.Gate.Verdict != gate.Pass {
+		t.Fatalf("document gate %+v", res.Document.Gate)
+	}
+	for _, pf := range res.Document.Attribution.PerFix {
+		if pf.IsolationP99.Value >= 0 {
+			t.Fatalf("fix %s: isolation Δp99 %v, want negative", pf.Fix, pf.IsolationP99.Value)
+		}
+	}
+	if _, err := res.Document.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+}
