@@ -56,6 +56,8 @@ type liveFlags struct {
 	maxLag    time.Duration
 	priority  string
 	windows   bool
+	slo       time.Duration
+	maxRounds int
 	set       map[string]bool
 }
 
@@ -82,6 +84,8 @@ func (l *liveFlags) register(fs *flag.FlagSet, roundFlags bool) {
 	if roundFlags {
 		fs.Func("round-duration", "measured part of each round (default: gate.round_duration, 8s)", dur(&l.roundDur))
 		fs.Func("round-warmup", "unrecorded lead-in of each round (default: gate.warmup, 2s)", dur(&l.roundWarm))
+		fs.Func("slo", "p99 threshold, overriding gate.slo (default 25ms)", dur(&l.slo))
+		fs.IntVar(&l.maxRounds, "max-rounds", 0, "most base/head pairs, overriding gate.max_rounds (gate.min_rounds is lowered to it when larger)")
 	}
 	fs.Func("warmup", "warm-up of each service after its start (default: load.warmup)", dur(&l.warmup))
 	fs.Func("max-lag", "largest load-generator send lag of a valid round (default: gate.max_lag, 1ms); recorded", dur(&l.maxLag))
@@ -141,6 +145,21 @@ func loadLiveRules(name string, l *liveFlags) (*rules.Rules, []byte, error) {
 	}
 	if l.set["round-warmup"] {
 		r.Gate.Warmup = l.roundWarm
+	}
+	if l.set["slo"] {
+		if l.slo <= 0 {
+			return nil, nil, usageErrorf("%s: --slo must be positive", name)
+		}
+		r.Gate.SLO = l.slo
+	}
+	if l.set["max-rounds"] {
+		if l.maxRounds < 2 {
+			return nil, nil, usageErrorf("%s: --max-rounds must be at least 2", name)
+		}
+		r.Gate.MaxRounds = l.maxRounds
+		if r.Gate.MinRounds > l.maxRounds || (r.Gate.MinRounds == 0 && gate.DefaultMinRounds > l.maxRounds) {
+			r.Gate.MinRounds = l.maxRounds
+		}
 	}
 	if err := r.Gate.Config().Validate(); err != nil {
 		return nil, nil, usageErrorf("%s: %v", name, err)
