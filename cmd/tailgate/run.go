@@ -22,6 +22,7 @@ import (
 
 	"github.com/tailgate-ci/tailgate/bidder/reqgen"
 	"github.com/tailgate-ci/tailgate/internal/deploy"
+	"github.com/tailgate-ci/tailgate/internal/experiment"
 	"github.com/tailgate-ci/tailgate/internal/latency"
 	"github.com/tailgate-ci/tailgate/internal/load"
 	"github.com/tailgate-ci/tailgate/internal/rules"
@@ -51,7 +52,9 @@ starts it (and its neighbours), warms it up at the rate for --warmup, then
 drives it at a constant rate for --rounds rounds (each an unrecorded
 --round-warmup, then --duration recorded), and writes the results
 directory: per-round histograms (.hist, V2 compressed), run.hlog, request
-windows, summary.json. An invalid run (attacker lag, rate shortfall, errors,
+windows, summary.json. After the warm-up the load generator's threads are
+raised (--attacker-priority, as tailgate gate) so the pacer is not woken late
+behind the service and its neighbours. An invalid run (attacker lag, rate shortfall, errors,
 a crash) exits 1; bad flags or rules exit 2.
 
 flags:
@@ -70,6 +73,7 @@ type runOptions struct {
 	roundWarm time.Duration
 	rounds    int
 	env       []string
+	priority  string
 	set       map[string]bool
 }
 
@@ -116,6 +120,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 		o.env = append(o.env, s)
 		return nil
 	})
+	fs.StringVar(&o.priority, "attacker-priority", experiment.PriorityRealtime, "load generator threads once the service and its neighbours run: rt (SCHED_RR 1), nice (-19, and the session autogroup) or none; needs root (as tailgate gate)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -126,6 +131,11 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 		return nil, usageErrorf("run: unexpected arguments %q", fs.Args())
 	}
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	switch o.priority {
+	case experiment.PriorityRealtime, experiment.PriorityNice, experiment.PriorityNone:
+	default:
+		return nil, usageErrorf("run: --attacker-priority %q: want rt, nice or none", o.priority)
+	}
 	if o.set["rounds"] && o.rounds < 1 {
 		return nil, usageErrorf("run: --rounds %d: want at least 1", o.rounds)
 	}
@@ -252,8 +262,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		Started: time.Now().UTC(),
 	}
 	rr := &roundRunner{r: r, vars: vars, out: out, vegeta: o.vegeta, svc: svc, stderr: stderr,
-		live: isTerminal(stderr)}
+		live: isTerminal(stderr), priority: o.priority}
 	runErr := rr.runRounds(ctx, sum)
+	rr.restorePriority()
 	svc.Stop(context.Background())
 	if err := svc.ExitErr(); err != nil && !sum.hasReason("exited") {
 		sum.Invalid = append(sum.Invalid, err.Error())
@@ -346,6 +357,10 @@ type roundRunner struct {
 	svc    *deploy.Service
 	stderr io.Writer
 	live   bool
+	// priority is --attacker-priority; restore puts the session's
+	// autogroup nice back (raisePriority).
+	priority string
+	restore  func()
 
 	hlogFile *os.File
 	hlog     *latency.HlogWriter
@@ -373,6 +388,7 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 	if len(sum.Invalid) > 0 {
 		return nil
 	}
+	rr.raisePriority(sum)
 	for i := 1; i <= l.Rounds; i++ {
 		if err := rr.svc.ExitErr(); err != nil {
 			sum.Invalid = append(sum.Invalid, err.Error())
@@ -424,6 +440,35 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		}
 	}
 	return nil
+}
+
+// raisePriority raises the load generator's threads (--attacker-priority)
+// once the service, its neighbours and the warm-up's threads exist, as
+// tailgate gate does: the service and its neighbours keep the priority
+// they were forked with, and on a small busy host the pacer otherwise wakes
+// late behind them and the rounds are invalid (max lag over 1 ms). Failure
+// is a warning, recorded in the summary: the rounds' validity still says
+// whether the lag was kept.
+func (rr *roundRunner) raisePriority(sum *runSummary) {
+	note, restore, err := experiment.RaiseAttackerPriority(rr.priority, 0)
+	rr.restore = restore
+	if err != nil {
+		if note != "" {
+			note += "; "
+		}
+		note += fmt.Sprintf("load generator priority unchanged (%v): expect invalid rounds on a busy host", err)
+		fmt.Fprintln(rr.stderr, "warning:", note)
+	} else {
+		fmt.Fprintln(rr.stderr, note)
+	}
+	sum.Attacker = note
+}
+
+func (rr *roundRunner) restorePriority() {
+	if rr.restore != nil {
+		rr.restore()
+		rr.restore = nil
+	}
 }
 
 // warmup drives the freshly started service at the rate for load.warmup,
@@ -563,11 +608,13 @@ type runSummary struct {
 	Commit        string `json:"commit,omitempty"`
 	Dirty         bool   `json:"dirty,omitempty"`
 	// Env is what --env added to the service's environment.
-	Env      []string       `json:"env,omitempty"`
-	Service  serviceSummary `json:"service"`
-	Load     loadSummary    `json:"load"`
-	Started  time.Time      `json:"started"`
-	Finished time.Time      `json:"finished"`
+	Env     []string       `json:"env,omitempty"`
+	Service serviceSummary `json:"service"`
+	Load    loadSummary    `json:"load"`
+	// Attacker is the load generator's priority (--attacker-priority).
+	Attacker string    `json:"attacker,omitempty"`
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
 	// Valid is false when any round was invalid, the service or a
 	// neighbour died, or the run was interrupted; Invalid says why.
 	Valid   bool           `json:"valid"`

@@ -112,6 +112,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"zero duration", []string{"--duration", "0s"}, "must be positive"},
 		{"negative warmup", []string{"--warmup", "-1s"}, "must be positive"},
 		{"zero rounds", []string{"--rounds", "0"}, "--rounds 0: want at least 1"},
+		{"bad round warmup", []string{"--round-warmup", "2 s"}, `"2 s" is not a duration`},
+		{"bad attacker priority", []string{"--attacker-priority", "high"}, `--attacker-priority "high": want rt, nice or none`},
 		{"bad env", []string{"--env", "NOEQUALS"}, `"NOEQUALS": want KEY=VALUE`},
 		{"stray argument", []string{"perf-rules/bidder.yaml"}, "unexpected arguments"},
 		{"missing rules file", []string{"--rules", "/nonexistent/rules.yaml"}, "no such file"},
@@ -137,13 +139,20 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestRunMalformedTargets(t *testing.T) {
-	dir := t.TempDir()
-	targets := filepath.Join(dir, "targets.http")
-	os.WriteFile(targets, []byte("GET http://127.0.0.1:1/ok\n\nthis is not a request line\n"), 0o644)
-	rules := fakeRules(t, "healthy", "", fmt.Sprintf("load:\n  targets: {file: %s, format: http}\n  rate: 10\n", targets))
-	_, _, code, err := runCmd(t, "--rules", rules, "--out", filepath.Join(dir, "out"))
-	if code != ExitUsage || !strings.Contains(err.Error(), targets+":3") {
-		t.Fatalf("exit code %d, err %v; want %d naming %s:3", code, err, ExitUsage, targets)
+	for _, tc := range []struct{ format, body, want string }{
+		{"http", "GET http://127.0.0.1:1/ok\n\nthis is not a request line\n", ":3"},
+		{"json", `{"method":"GET","url":"http://127.0.0.1:1/ok"}` + "\n" + `{"method":"GET","url":` + "\n", ":2"},
+	} {
+		t.Run(tc.format, func(t *testing.T) {
+			dir := t.TempDir()
+			targets := filepath.Join(dir, "targets."+tc.format)
+			os.WriteFile(targets, []byte(tc.body), 0o644)
+			rules := fakeRules(t, "healthy", "", fmt.Sprintf("load:\n  targets: {file: %s, format: %s}\n  rate: 10\n", targets, tc.format))
+			_, _, code, err := runCmd(t, "--rules", rules, "--out", filepath.Join(dir, "out"))
+			if code != ExitUsage || !strings.Contains(err.Error(), targets+tc.want) {
+				t.Fatalf("exit code %d, err %v; want %d naming %s%s", code, err, ExitUsage, targets, tc.want)
+			}
+		})
 	}
 }
 

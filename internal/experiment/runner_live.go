@@ -9,7 +9,13 @@ package experiment
 // round or measure a cold service. Kept running, every arm is warmed once
 // and each round's own lead-in (gate.warmup) re-warms connections after
 // the arm sat idle while the others were measured. The idle arms keep
-// their neighbours (rules), so each arm's round sees the same neighbours.
+// their neighbours (rules), but paused: each arm's neighbours (a CPU hog,
+// a page-out loop) run only during that arm's warm-up and rounds, so every
+// round sees exactly the neighbours the rules describe for one service, as
+// a single-service run does. Left running, ten experiment arms would put
+// ten CPU hogs on the host and every round would measure the other arms'
+// neighbours, not its own (FleetOptions.SharedNeighbours keeps the old
+// behaviour).
 
 import (
 	"context"
@@ -18,6 +24,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +90,9 @@ type FleetOptions struct {
 	// PriorityNone; AttackerNice is the nice of PriorityNice (0: default).
 	AttackerPriority string
 	AttackerNice     int
+	// SharedNeighbours keeps every arm's neighbours running all the time
+	// instead of only during the arm's own warm-up and rounds.
+	SharedNeighbours bool
 	Progress         io.Writer
 }
 
@@ -103,6 +113,10 @@ type liveArm struct {
 	plan *deploy.Plan
 	svc  *deploy.Service
 	vars map[string]string
+	// nbs are the neighbours' pids (children started with the service),
+	// paused while another arm is measured; paused says they are.
+	nbs    []int
+	paused bool
 }
 
 // StartFleet builds each distinct ref once, then prepares, starts and warms
@@ -180,11 +194,18 @@ func StartFleet(ctx context.Context, r *rules.Rules, arms []ArmSpec, o FleetOpti
 			spec.User = "root"
 		}
 		logf(o.Progress, "arm %s: start %s %s (fixes: %s)", a.Name, spec.Path, strings.Join(spec.Args, " "), VariantName(a.Fixes))
+		before, _ := childPIDs()
 		svc, err := deploy.Start(ctx, spec)
 		if err != nil {
 			return f, fmt.Errorf("arm %s: %w", a.Name, err)
 		}
 		la.svc = svc
+		if len(spec.Neighbours) > 0 && !o.SharedNeighbours {
+			la.nbs, err = newChildren(before, svc.PID())
+			if err != nil || len(la.nbs) != len(spec.Neighbours) {
+				return f, fmt.Errorf("arm %s: find its %d neighbours' pids to pause them between its rounds: found %v (%v); use shared neighbours", a.Name, len(spec.Neighbours), la.nbs, err)
+			}
+		}
 		for _, w := range svc.Warnings() {
 			f.notes = append(f.notes, fmt.Sprintf("arm %s: %s", a.Name, w))
 		}
@@ -204,6 +225,18 @@ func StartFleet(ctx context.Context, r *rules.Rules, arms []ArmSpec, o FleetOpti
 			if err := svc.ExitErr(); err != nil {
 				return f, fmt.Errorf("arm %s: during the warm-up: %w", a.Name, err)
 			}
+		}
+		// Its neighbours rest until its first round; the next arm starts
+		// and warms up beside its own neighbours only.
+		if err := f.pause(la, true); err != nil {
+			return f, fmt.Errorf("arm %s: %w", a.Name, err)
+		}
+	}
+	if len(f.order) > 1 {
+		if o.SharedNeighbours {
+			f.notes = append(f.notes, "neighbours: every arm's neighbours run all the time (shared)")
+		} else {
+			f.notes = append(f.notes, "neighbours: each arm's neighbours run only during its own warm-up and rounds (paused with SIGSTOP otherwise)")
 		}
 	}
 	switch o.AttackerPriority {
@@ -288,6 +321,17 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	if err := a.svc.ExitErr(); err != nil {
 		return &Measured{Hist: latency.New(), Invalid: []string{"service exited before the round: " + firstLine(err.Error())}}, nil
 	}
+	// Only the measured arm's neighbours run during its round.
+	for _, name := range f.order {
+		if other := f.arms[name]; other != a {
+			if err := f.pause(other, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := f.pause(a, false); err != nil {
+		return nil, err
+	}
 	tr, err := f.targeter(a, 0)
 	if err != nil {
 		return nil, err
@@ -369,6 +413,12 @@ func (f *Fleet) Close() error {
 		f.restoreAutogroup()
 		f.restoreAutogroup = nil
 	}
+	for _, name := range f.order {
+		// A stopped neighbour would hold its SIGTERM until the kill.
+		if err := f.pause(f.arms[name], false); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(f.order) - 1; i >= 0; i-- {
 		a := f.arms[f.order[i]]
 		if a.svc != nil {
@@ -381,6 +431,63 @@ func (f *Fleet) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// RaiseAttackerPriority raises this process's threads (the load
+// generator) as priority says (PriorityRealtime or "", PriorityNice with
+// nice, 0 meaning DefaultAttackerNice; PriorityNone changes nothing). Call
+// it after the services and their neighbours are started, so they keep the
+// priority they were forked with. It returns what it did, for the run's
+// notes, and a restore func (never nil) that puts the session's autogroup
+// nice back; thread priorities stay raised.
+func RaiseAttackerPriority(priority string, nice int) (string, func(), error) {
+	f := &Fleet{}
+	restore := func() {
+		if f.restoreAutogroup != nil {
+			f.restoreAutogroup()
+			f.restoreAutogroup = nil
+		}
+	}
+	if nice == 0 {
+		nice = DefaultAttackerNice
+	}
+	switch priority {
+	case "", PriorityRealtime, PriorityNice:
+		msg, err := f.raisePriority(nice, priority != PriorityNice)
+		return msg, restore, err
+	case PriorityNone:
+		return "load generator at its default priority", restore, nil
+	}
+	return "", restore, fmt.Errorf("attacker priority %q: want %s, %s or %s", priority, PriorityRealtime, PriorityNice, PriorityNone)
+}
+
+// pause stops (SIGSTOP) or resumes (SIGCONT) an arm's neighbours.
+func (f *Fleet) pause(a *liveArm, stop bool) error {
+	if len(a.nbs) == 0 || a.paused == stop {
+		return nil
+	}
+	if err := signalPIDs(a.nbs, stop); err != nil {
+		return fmt.Errorf("arm %s: %w", a.spec.Name, err)
+	}
+	a.paused = stop
+	return nil
+}
+
+// newChildren lists the children of this process not in before, other than
+// the service: the neighbours deploy.Start just started.
+func newChildren(before map[int]bool, service int) ([]int, error) {
+	after, err := childPIDs()
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for p := range after {
+		if !before[p] && p != service {
+			out = append(out, p)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
 }
 
 // raisePriority raises this process's threads (the load generator) to

@@ -50,3 +50,59 @@ func autogroupNice() (nice int, ok bool) {
 func setAutogroupNice(nice int) error {
 	return os.WriteFile("/proc/self/autogroup", []byte(strconv.Itoa(nice)), 0)
 }
+
+// childPIDs lists the live children of this process (any thread's), from
+// /proc/<pid>/stat's ppid field.
+func childPIDs() (map[int]bool, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	self := os.Getpid()
+	out := map[int]bool{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil && ppid == self && f[0] != "Z" {
+			out[pid] = true
+		}
+	}
+	return out, nil
+}
+
+// signalPIDs sends SIGSTOP (stop) or SIGCONT to each pid's process group
+// (deploy starts every neighbour in its own group, so anything it forked
+// pauses with it); a pid that has exited is skipped (the service's
+// neighbour watch reports it).
+func signalPIDs(pids []int, stop bool) error {
+	sig := unix.SIGCONT
+	if stop {
+		sig = unix.SIGSTOP
+	}
+	var first error
+	for _, p := range pids {
+		err := unix.Kill(-p, sig)
+		if err == unix.ESRCH {
+			err = unix.Kill(p, sig) // not a group leader after all
+		}
+		if err != nil && err != unix.ESRCH && first == nil {
+			first = fmt.Errorf("signal neighbour %d: %w", p, err)
+		}
+	}
+	return first
+}
