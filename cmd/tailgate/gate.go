@@ -38,6 +38,10 @@ rounds, up to gate.max_rounds. Writes to --out: result.json (the versioned
 result document), rounds/round-NNN-ARM.hist (each round's histogram,
 written as the round ends), the services' logs and rules.yaml.
 
+--base-fixes/--head-fixes apply fixes of the rules (section fixes) to an arm:
+--base HEAD --head HEAD --head-fixes all gates the service with every fix
+against the service as built.
+
 Exit status: 0 pass, 3 fail, 4 inconclusive, 1 invalid run or error, 2 usage.
 
 flags:
@@ -229,13 +233,15 @@ func writeDocument(out string, doc *experiment.Document) error {
 
 func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	var l liveFlags
-	var base, head string
+	var base, head, baseFixes, headFixes string
 	fs := flag.NewFlagSet("gate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, gateUsage); fs.PrintDefaults() }
 	l.register(fs, true)
 	fs.StringVar(&base, "base", "HEAD~1", "git ref of the base (the PR's target)")
 	fs.StringVar(&head, "head", "", "git ref of the head (default: the working tree, uncommitted changes included)")
+	fs.StringVar(&baseFixes, "base-fixes", "", "comma-separated fixes of the rules (section fixes) applied to the base arm, or all")
+	fs.StringVar(&headFixes, "head-fixes", "", "comma-separated fixes applied to the head arm, or all; e.g. --base HEAD --head HEAD --head-fixes all gates the fixes themselves")
 	if err := parseLive("gate", fs, &l, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -252,6 +258,14 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		}
 		base, head = "", ""
 	}
+	bf, err := parseFixList("gate", "--base-fixes", baseFixes, r)
+	if err != nil {
+		return err
+	}
+	hf, err := parseFixList("gate", "--head-fixes", headFixes, r)
+	if err != nil {
+		return err
+	}
 	out, err := prepareOut("gate", l.out, raw)
 	if err != nil {
 		return err
@@ -260,7 +274,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	cfg := r.Gate.Config()
 	start := time.Now()
 	fleet, err := experiment.StartFleet(ctx, r, []experiment.ArmSpec{
-		{Name: gate.ArmBase, Ref: base}, {Name: gate.ArmHead, Ref: head},
+		{Name: gate.ArmBase, Ref: base, Fixes: bf}, {Name: gate.ArmHead, Ref: head, Fixes: hf},
 	}, l.fleetOptions(out, stderr))
 	if err != nil {
 		return fmt.Errorf("gate: %w", err)
@@ -275,8 +289,8 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	}
 	doc.Tool = "tailgate"
 	doc.Service = r.Service.Build + r.Service.Bin
-	doc.Base = &experiment.Ref{Name: deploy.RefName(base), Commit: fleet.Commit(gate.ArmBase)}
-	doc.Head = &experiment.Ref{Name: deploy.RefName(head), Commit: fleet.Commit(gate.ArmHead)}
+	doc.Base = &experiment.Ref{Name: deploy.RefName(base), Commit: fleet.Commit(gate.ArmBase), Fixes: bf}
+	doc.Head = &experiment.Ref{Name: deploy.RefName(head), Commit: fleet.Commit(gate.ArmHead), Fixes: hf}
 	doc.Rate = rateOf(r, l)
 	doc.Notes = append(doc.Notes, fleet.Notes()...)
 	doc.Notes = append(doc.Notes, fmt.Sprintf("time to verdict %s (build+deploy+warm-up %s, rounds %s)",
@@ -296,6 +310,30 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 		return nil
 	}
 	return withExit(gate.ExitCode(doc.Gate.Verdict), errSilent)
+}
+
+// parseFixList reads a --base-fixes/--head-fixes value: "" (none), "all"
+// (every fix of the rules) or comma-separated fix names, each checked.
+func parseFixList(cmd, flagName, v string, r *rules.Rules) ([]string, error) {
+	v = strings.TrimSpace(v)
+	switch v {
+	case "":
+		return nil, nil
+	case "all":
+		if len(r.Fixes) == 0 {
+			return nil, usageErrorf("%s: %s all: %s declares no fixes", cmd, flagName, r.Path)
+		}
+		return r.FixNames(), nil
+	}
+	var out []string
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if _, ok := r.FixByName(f); !ok {
+			return nil, usageErrorf("%s: %s: unknown fix %q (%s has: %s)", cmd, flagName, f, r.Path, strings.Join(r.FixNames(), ", "))
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func rateOf(r *rules.Rules, l liveFlags) float64 {

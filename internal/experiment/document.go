@@ -27,6 +27,9 @@ const (
 type Ref struct {
 	Name   string `json:"name"`   // as given: branch, tag, "HEAD~1"
 	Commit string `json:"commit"` // resolved full hash
+	// Fixes are the rules' fixes the arm ran with (tailgate gate
+	// --base-fixes/--head-fixes); none for the service as built.
+	Fixes []string `json:"fixes,omitempty"`
 }
 
 // RoundRecord is one round as run: its summary, load figures and, when the
