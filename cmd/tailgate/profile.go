@@ -18,6 +18,8 @@ import (
 	"github.com/tailgate-ci/tailgate/bpf"
 	"github.com/tailgate-ci/tailgate/internal/flame"
 	"github.com/tailgate-ci/tailgate/internal/symbol"
+	"github.com/tailgate-ci/tailgate/internal/tail"
+	perfrules "github.com/tailgate-ci/tailgate/perf-rules"
 )
 
 func init() {
@@ -32,7 +34,8 @@ func init() {
 // (events JSONL and summary.json); bump it when a field changes meaning.
 const ProfileSchemaVersion = 1
 
-const profileUsage = `usage: tailgate profile --pid PID[,PID...] --duration D --out DIR [flags]
+const profileUsage = `usage: tailgate profile --pid PID[,PID...] --duration D --out DIR [--analyze] [flags]
+       tailgate profile --analyze --in DIR [--out DIR] [--base DIR] [--windows PATH] [flags]
 
 Runs the kernel collectors against the processes (and the processes they
 fork) for --duration, or until interrupted, and writes into DIR, per
@@ -52,11 +55,28 @@ collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
                      (events).
   summary.json       schema, pids, collectors, duration, events, lost and
                      map-full counts per kind, skipped collectors, why kernel
-                     stacks could not be symbolized, and the kernel's run
-                     count and CPU time per BPF program (bpf_programs).
+                     stacks could not be symbolized, the kernel's run
+                     count and CPU time per BPF program (bpf_programs),
+                     the CLOCK_MONOTONIC interval profiled (mono_start_ns,
+                     mono_end_ns) and the Go collectors' counts.
+  go.events.jsonl    with --go or --analyze: the Go-runtime events (GC
+                     pauses, assists, parks with wait reasons, ServeHTTP
+                     request windows, goroutine scheduling) of internal/tail.
+  proc/PID/maps      the target's executable mappings at the end, so the
+                     stacks can be symbolized after it exits.
 
-Needs root (or CAP_BPF + CAP_PERFMON). Lost events are reported, never
-hidden.
+--analyze then splits every request (the client windows of --windows, a
+'tailgate run' results directory or windows file, else the server-side
+ServeHTTP windows) into contributors (perf-rules 'contributors'), compares
+slow requests (above p99, or above --slo) with fast ones (at or below p50)
+and writes contributors.json, contributors.txt, profiles.json and, under
+flame/, folded stacks, SVG and differential flame graphs (slow vs fast,
+and head vs base with --base) and pprof profiles. With --in it analyzes an
+already-recorded directory instead of recording (no root needed). The
+layout is documented in internal/tail/ARTIFACTS.md.
+
+Recording needs root (or CAP_BPF + CAP_PERFMON). Lost events are reported,
+never hidden.
 
 flags:
 `
@@ -71,6 +91,18 @@ type profileOptions struct {
 	minRunq    time.Duration
 	sampleHz   int
 	bestEffort bool
+
+	// goEvents records the Go-runtime events (go.events.jsonl).
+	goEvents bool
+	// analyze, and the analysis inputs (profile_analyze.go).
+	analyze     bool
+	in          string
+	base        string
+	windows     string
+	baseWindows string
+	slo         time.Duration
+	rulesPath   string
+	variant     string
 }
 
 func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error) {
@@ -98,6 +130,15 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	fs.DurationVar(&o.minRunq, "min-runq", bpf.DefaultMinRunQueue, "drop run-queue waits shorter than this")
 	fs.IntVar(&o.sampleHz, "sample-hz", bpf.DefaultSampleHz, "on-CPU samples per second per CPU")
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
+	fs.BoolVar(&o.goEvents, "go", false, "also record the Go-runtime events (go.events.jsonl); implied by --analyze")
+	fs.BoolVar(&o.analyze, "analyze", false, "attribute the tail to contributors and write flame graphs (see above)")
+	fs.StringVar(&o.in, "in", "", "with --analyze: analyze this recorded profile directory instead of recording")
+	fs.StringVar(&o.base, "base", "", "with --analyze: the base commit's recorded profile directory (head-vs-base graphs)")
+	fs.StringVar(&o.windows, "windows", "", "with --analyze: client request windows: a 'tailgate run' results directory (its *.windows) or one windows file")
+	fs.StringVar(&o.baseWindows, "base-windows", "", "with --base: the base run's client request windows")
+	fs.DurationVar(&o.slo, "slo", 0, "with --analyze: slow requests are those above this latency instead of those at or above p99")
+	fs.StringVar(&o.rulesPath, "rules", "", "with --analyze: perf-rules file whose contributors classify the time (default: the embedded "+perfrules.BidderName+")")
+	fs.StringVar(&o.variant, "variant", flame.LabelHead, "with --analyze: label of the analyzed run")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -107,12 +148,43 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	if fs.NArg() > 0 {
 		return nil, usageErrorf("profile: unexpected arguments %q", fs.Args())
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if !o.analyze {
+		for _, name := range []string{"in", "base", "windows", "base-windows", "slo", "rules", "variant"} {
+			if set[name] {
+				return nil, usageErrorf("profile: --%s needs --analyze", name)
+			}
+		}
+	}
+	if o.baseWindows != "" && o.base == "" {
+		return nil, usageErrorf("profile: --base-windows needs --base")
+	}
+	if o.slo < 0 {
+		return nil, usageErrorf("profile: --slo %v: must not be negative", o.slo)
+	}
+	if o.analyze && !safeLabel.MatchString(o.variant) {
+		return nil, usageErrorf("profile: --variant %q: want letters, digits, '.', '_' or '-'", o.variant)
+	}
+	if o.in != "" {
+		// Analysis of a recorded directory: nothing is recorded.
+		for _, name := range []string{"pid", "duration", "collectors", "min-offcpu", "min-runq", "sample-hz", "best-effort", "go"} {
+			if set[name] {
+				return nil, usageErrorf("profile: --%s records a profile; --in analyzes a recorded one", name)
+			}
+		}
+		if o.out == "" {
+			o.out = o.in
+		}
+		return o, nil
+	}
 	if len(o.pids) == 0 {
 		return nil, usageErrorf("profile: --pid is required")
 	}
 	if o.out == "" {
 		return nil, usageErrorf("profile: --out is required")
 	}
+	o.goEvents = o.goEvents || o.analyze
 	if o.duration <= 0 {
 		return nil, usageErrorf("profile: --duration %v: must be positive", o.duration)
 	}
@@ -141,12 +213,27 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if err != nil {
 		return err
 	}
+	if o.in != "" {
+		return analyzeProfile(o, nil, stdout, stderr)
+	}
+	if o.analyze {
+		// Bad analysis inputs fail now, not after the recording.
+		if _, err := loadContributors(o.rulesPath); err != nil {
+			return withExit(ExitUsage, fmt.Errorf("profile: %w", err))
+		}
+	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	monoStart := monoNow()
+	var gos *goRecorder
+	if o.goEvents {
+		// Go collectors first: the kernel ones then see no probe set-up.
+		gos = startGoRecorder(ctx, o.pids, stderr)
+	}
 	sess, err := bpf.Start(ctx, bpf.Options{
 		PIDs:        o.pids,
 		Collectors:  o.collectors,
@@ -156,6 +243,9 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		BestEffort:  o.bestEffort,
 	})
 	if err != nil {
+		if gos != nil {
+			gos.stop()
+		}
 		if errors.Is(err, bpf.ErrNotSupported) && os.Geteuid() != 0 {
 			return fmt.Errorf("profile: run as root (or with CAP_BPF and CAP_PERFMON): %w", err)
 		}
@@ -180,10 +270,28 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	case <-time.After(o.duration):
 	}
 	elapsed := time.Since(start)
+	// The mappings while the targets still run: the analysis, now or
+	// later (--in), symbolizes with them.
+	mapsErr := snapshotMaps(o.out, o.pids)
+	var goErr error
+	if gos != nil {
+		goErr = gos.stop()
+	}
 	stats, stopErr := sess.Stop()
+	monoEnd := monoNow()
 	werr := <-consumed
-	if err := errors.Join(stopErr, werr); err != nil {
+	if err := errors.Join(stopErr, werr, goErr); err != nil {
 		return fmt.Errorf("profile: %w", err)
+	}
+	w.monoStart, w.monoEnd = monoStart, monoEnd
+	if gos != nil {
+		w.goSum = gos.summary()
+		if err := gos.write(filepath.Join(o.out, tail.GoEventsFile)); err != nil {
+			return fmt.Errorf("profile: %w", err)
+		}
+	}
+	if mapsErr != nil {
+		fmt.Fprintf(stderr, "tailgate profile: warning: %v; stacks can be symbolized only while the process runs\n", mapsErr)
 	}
 	if err := w.finish(o, stats, elapsed); err != nil {
 		return fmt.Errorf("profile: %w", err)
@@ -204,8 +312,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	if rt := stats.TotalRuntime(); rt > 0 {
 		fmt.Fprintf(stdout, "  BPF programs used %v of CPU (%.2f%% of one CPU)\n", rt.Round(time.Microsecond), 100*rt.Seconds()/elapsed.Seconds())
 	}
+	if gos != nil {
+		gos.report(stdout)
+	}
 	if n := stats.TotalLost(); n > 0 {
 		fmt.Fprintf(stderr, "tailgate profile: warning: %d events lost (ring buffer or start maps full); the profile is incomplete\n", n)
+	}
+	if o.analyze {
+		return analyzeProfile(o, res, stdout, stderr)
 	}
 	return nil
 }
@@ -219,6 +333,11 @@ type profileWriter struct {
 	bufs   map[bpf.Kind]*bufio.Writer
 	folds  map[bpf.Kind]map[rawStack]*rawFold
 	primed map[uint32]bool
+
+	// Set before finish: the CLOCK_MONOTONIC interval profiled and the
+	// Go collectors' summary (nil without them).
+	monoStart, monoEnd int64
+	goSum              *goSummary
 }
 
 // rawStack identifies a stack before symbolization.
@@ -422,6 +541,12 @@ type profileSummary struct {
 	BPFPrograms map[string]programCost `json:"bpf_programs,omitempty"`
 	BPFCPUSec   float64                `json:"bpf_cpu_sec"`
 	KernelSyms  string                 `json:"kernel_symbols"`
+	// MonoStartNs and MonoEndNs bound the profiled interval
+	// (CLOCK_MONOTONIC, the clock of the events and of request windows).
+	MonoStartNs int64 `json:"mono_start_ns,omitempty"`
+	MonoEndNs   int64 `json:"mono_end_ns,omitempty"`
+	// Go is the Go-runtime collectors' summary (go.events.jsonl).
+	Go *goSummary `json:"go,omitempty"`
 }
 
 func kindMap[V any](m map[bpf.Kind]V) map[string]V {
@@ -448,7 +573,7 @@ func (w *profileWriter) finish(o *profileOptions, st bpf.Stats, elapsed time.Dur
 		Schema: ProfileSchemaVersion, PIDs: o.pids, DurationSec: elapsed.Seconds(),
 		Events: kindMap(st.Events), Lost: kindMap(st.Lost), MapFull: kindMap(st.MapFull),
 		Decode: st.Decode, Unread: st.Unread, Skipped: kindMap(st.Skipped), Units: map[string]string{},
-		KernelSyms: "ok",
+		KernelSyms: "ok", MonoStartNs: w.monoStart, MonoEndNs: w.monoEnd, Go: w.goSum,
 	}
 	if len(st.Programs) > 0 {
 		sum.BPFPrograms = map[string]programCost{}

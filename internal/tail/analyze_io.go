@@ -197,6 +197,9 @@ type ProfileDir struct {
 	Go     []gort.Event
 	// PIDs are the profiled processes (summary.json "pids"), when known.
 	PIDs []int
+	// MonoStart and MonoEnd bound the profiled interval (summary.json
+	// "mono_start_ns", "mono_end_ns", CLOCK_MONOTONIC); 0 when unknown.
+	MonoStart, MonoEnd int64
 	// Files are the event files read.
 	Files []string
 }
@@ -247,12 +250,14 @@ func ReadProfileDir(dir string) (*ProfileDir, error) {
 	switch {
 	case err == nil:
 		var s struct {
-			PIDs []int `json:"pids"`
+			PIDs      []int `json:"pids"`
+			MonoStart int64 `json:"mono_start_ns"`
+			MonoEnd   int64 `json:"mono_end_ns"`
 		}
 		if err := json.Unmarshal(b, &s); err != nil {
 			return nil, fmt.Errorf("read profile: %s: %w", filepath.Join(dir, "summary.json"), err)
 		}
-		pd.PIDs = s.PIDs
+		pd.PIDs, pd.MonoStart, pd.MonoEnd = s.PIDs, s.MonoStart, s.MonoEnd
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
