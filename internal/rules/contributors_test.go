@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,45 @@ func TestDefaultContributorsValid(t *testing.T) {
 	}
 	if strings.Join(ContributorNames, ",") != strings.Join(FixContributors, ",") {
 		t.Fatalf("ContributorNames %v != FixContributors %v", ContributorNames, FixContributors)
+	}
+}
+
+// TestReadmeContributorsExample keeps the contributors example of
+// perf-rules/README.md valid and meaning what its comments say.
+func TestReadmeContributorsExample(t *testing.T) {
+	b, err := os.ReadFile("../../perf-rules/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example string
+	for _, block := range strings.Split(string(b), "```yaml\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		if strings.HasPrefix(block, "contributors:") {
+			example = block
+			break
+		}
+	}
+	if example == "" {
+		t.Fatal("README.md has no yaml block starting with contributors:")
+	}
+	r, err := Parse("README.md contributors example", []byte(good+example))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := r.ContributorRules()
+	byName := map[string]Contributor{}
+	for _, c := range cs {
+		byName[c.Name] = c
+	}
+	if len(cs) != 7 || byName["lock"].MinDuration != 50*time.Microsecond {
+		t.Fatalf("contributors %+v", cs)
+	}
+	io := byName["io"]
+	if !io.MatchesEvidence("blockio", "", "io", time.Millisecond, func() []string { return []string{"main.main", "bidder.(*Index).Lookup"} }) {
+		t.Error("io example does not match a block I/O under bidder.(*Index).Lookup")
+	}
+	gc := byName["gc"]
+	if !gc.MatchesEvidence("offcpu", "", "off-cpu-other", time.Millisecond, func() []string { return []string{"runtime.gcBgMarkWorker", "runtime.gcDrainN"} }) {
+		t.Error("gc example does not match off-CPU time in runtime.gcDrainN")
 	}
 }
