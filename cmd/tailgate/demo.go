@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -288,6 +289,8 @@ type demoDeps struct {
 	// returns the round's measurement and why there is no profile ("" if
 	// there is one).
 	profile func(ctx context.Context, pid int, dir string, log io.Writer, round func(context.Context) (*experiment.Measured, error)) (*experiment.Measured, string, error)
+	// analyze runs `tailgate profile --analyze` with args.
+	analyze func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	euid    func() int
 	now     func() time.Time
 	sample  func(pid int, metricsURL string) func(ctx context.Context) (experiment.Sample, error)
@@ -303,6 +306,9 @@ func liveDemoDeps() demoDeps {
 			return f, nil
 		},
 		profile: profileDuring,
+		analyze: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			return runProfile(ctx, args, stdout, stderr, os.Getenv)
+		},
 		euid:    os.Geteuid,
 		now:     time.Now,
 		sample:  experiment.ProcSampler,
@@ -582,7 +588,9 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	// 3. Profiles of one round of the baseline and of all fixes.
 	profDir := filepath.Join(o.out, "profiles")
 	if profWhy == "" {
-		profWhy = demoProfiles(ctx, deps, fleet, profDir, []string{experiment.Baseline, all}, stderr)
+		var notes []string
+		profWhy, notes = demoProfiles(ctx, deps, fleet, profDir, filepath.Join(o.out, "windows"), all, stderr)
+		rec.Notes = append(rec.Notes, notes...)
 		if profWhy != "" {
 			rec.Profiles = "unavailable: " + profWhy
 		}
@@ -610,6 +618,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	gateDoc.Rate = r.Load.Rate.PerSecond()
 	gateDoc.Notes = append(gateDoc.Notes, fmt.Sprintf("demo: base is the %s variant, head the %s variant, both built from the working tree", experiment.Baseline, all))
 	gateDoc.Notes = append(gateDoc.Notes, fleet.Notes()...)
+	gateDoc.Notes = append(gateDoc.Notes, rec.Notes...)
 	if profWhy != "" {
 		gateDoc.Notes = append(gateDoc.Notes, "profiles unavailable: "+profWhy)
 	}
@@ -673,50 +682,122 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	return nil
 }
 
-// demoProfiles profiles one round of each variant, then draws the
-// all-fixes-vs-baseline flame graphs. It returns why there are no profiles
-// ("" when there are).
-func demoProfiles(ctx context.Context, deps demoDeps, fleet demoFleet, dir string, variants []string, log io.Writer) string {
+// Profile directories under <out>/profiles: the two recordings; the
+// analysis (contributors.json, profiles.json, flame/) goes into the
+// profiles directory itself, where the report reads it.
+const (
+	demoProfileBase = "baseline"
+	demoProfileHead = "allfixes"
+)
+
+// demoProfiles records one round of the baseline and one of all fixes with
+// `tailgate profile --go` (while the fleet drives the round, its request
+// windows written beside), then runs `tailgate profile --analyze` with the
+// baseline as base and all fixes as head: contributors of both and the
+// slow-vs-fast and head-vs-base flame graphs. When the analysis fails, it
+// falls back to whole-process flame graphs of the two recordings. It
+// returns why there are no profiles ("" when there are) and notes for the
+// reader.
+func demoProfiles(ctx context.Context, deps demoDeps, fleet demoFleet, dir, windowsDir, all string, log io.Writer) (string, []string) {
 	type taken struct {
-		dir      string
-		requests int64
+		dir, windows string
+		requests     int64
 	}
 	var got []taken
-	for i, v := range variants {
+	var notes []string
+	for i, v := range []string{experiment.Baseline, all} {
 		pid := fleet.PID(v)
 		if pid <= 0 {
-			return fmt.Sprintf("variant %s has no running process", v)
+			return fmt.Sprintf("variant %s has no running process", v), notes
 		}
-		vdir := filepath.Join(dir, safeFile(v))
+		vdir := filepath.Join(dir, []string{demoProfileBase, demoProfileHead}[i])
 		slot := experiment.Slot{Order: 900 + i, Arm: "profile-" + v}
 		m, why, err := deps.profile(ctx, pid, vdir, log, func(ctx context.Context) (*experiment.Measured, error) {
 			return fleet.Round(ctx, v, slot)
 		})
 		if err != nil {
-			return fmt.Sprintf("profile of %s: %v", v, err)
+			return fmt.Sprintf("profile of %s: %v", v, err), notes
 		}
 		if why != "" {
-			return why
+			return why, notes
 		}
 		if m == nil || m.Requests == 0 {
-			return fmt.Sprintf("profiled round of %s served no requests", v)
+			return fmt.Sprintf("profiled round of %s served no requests", v), notes
 		}
 		if !m.Valid {
-			fmt.Fprintf(log, "demo: note: the profiled round of %s is invalid (%v); its profile is still shown, the gate does not use it\n", v, m.Invalid)
+			notes = append(notes, fmt.Sprintf("the profiled round of %s is invalid (%s); its profile is shown, no verdict uses it", v, strings.Join(m.Invalid, "; ")))
 		}
-		got = append(got, taken{vdir, m.Requests})
+		// The fleet names a round's windows file after its order and arm.
+		win := filepath.Join(windowsDir, fmt.Sprintf("round-%03d-%s.windows", slot.Order, strings.ReplaceAll(slot.Arm, "/", "_")))
+		if _, err := os.Stat(win); err != nil {
+			win = ""
+		}
+		got = append(got, taken{vdir, win, m.Requests})
 	}
-	if len(got) != 2 {
-		return ""
+	args := []string{"--analyze", "--in", got[1].dir, "--out", dir, "--base", got[0].dir, "--variant", flame.LabelHead}
+	if got[0].windows != "" && got[1].windows != "" {
+		args = append(args, "--windows", got[1].windows, "--base-windows", got[0].windows)
+	} else {
+		notes = append(notes, "no client windows of the profiled rounds: the analysis uses the server-side ServeHTTP windows")
 	}
+	var analysis bytes.Buffer
+	aerr := deps.analyze(ctx, args, &analysis, log)
+	if aerr == nil {
+		os.WriteFile(filepath.Join(dir, "analysis.txt"), analysis.Bytes(), 0o644)
+		if err := aliasProfileSets(filepath.Join(dir, report.ProfilesFile), all); err != nil {
+			notes = append(notes, fmt.Sprintf("profiles.json: %v", err))
+		}
+		notes = append(notes, fmt.Sprintf("profiles: base = %s, head = %s (one profiled round each)", experiment.Baseline, all))
+		return "", notes
+	}
+	fmt.Fprintf(log, "demo: the profile analysis failed: %v; drawing whole-process flame graphs instead\n", aerr)
+	notes = append(notes, fmt.Sprintf("no contributor breakdown: the profile analysis failed: %v; the flame graphs are of the whole process", aerr))
 	sets, err := writeVariantDiffs(dir, got[0].dir, got[1].dir, got[0].requests, got[1].requests)
 	if err != nil {
-		return fmt.Sprintf("flame graphs: %v", err)
+		return fmt.Sprintf("flame graphs: %v (after the analysis failed: %v)", err, aerr), notes
 	}
 	if sets == 0 {
-		return "the profiles hold no folded stacks in both variants"
+		return fmt.Sprintf("the analysis failed (%v) and the recordings hold no folded stacks of both variants", aerr), notes
 	}
-	return ""
+	return "", notes
+}
+
+// aliasProfileSets adds to the analysis's profiles.json the same
+// contributor sets under the experiment's variant names: "base" is also
+// the "baseline" variant and "head" the all-fixes one, so the per-fix
+// notes find their "before" evidence.
+func aliasProfileSets(path, all string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var pj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &pj); err != nil {
+		return err
+	}
+	var sets []report.ContributorSet
+	if raw, ok := pj["contributors"]; ok {
+		if err := json.Unmarshal(raw, &sets); err != nil {
+			return err
+		}
+	}
+	have := map[string]bool{}
+	for _, s := range sets {
+		have[s.Variant] = true
+	}
+	for _, s := range append([]report.ContributorSet(nil), sets...) {
+		alias := map[string]string{flame.LabelBase: experiment.Baseline, flame.LabelHead: all}[s.Variant]
+		if alias != "" && !have[alias] {
+			s.Variant = alias
+			sets = append(sets, s)
+		}
+	}
+	raw, err := json.Marshal(sets)
+	if err != nil {
+		return err
+	}
+	pj["contributors"] = raw
+	return writeJSON(path, pj)
 }
 
 // writeVariantDiffs draws, for every collector both profile directories
@@ -827,7 +908,7 @@ func profileDuring(ctx context.Context, pid int, dir string, log io.Writer, roun
 	sig := &lineSignal{prefix: "profiling pid", ready: make(chan struct{}), log: log}
 	errc := make(chan error, 1)
 	go func() {
-		errc <- runProfile(pctx, []string{"--pid", strconv.Itoa(pid), "--duration", "1h", "--out", dir, "--best-effort"}, sig, log, os.Getenv)
+		errc <- runProfile(pctx, []string{"--pid", strconv.Itoa(pid), "--duration", "1h", "--out", dir, "--go", "--best-effort"}, sig, log, os.Getenv)
 	}()
 	select {
 	case <-sig.ready:

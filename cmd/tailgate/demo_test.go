@@ -17,6 +17,7 @@ import (
 
 	"github.com/tailgate-ci/tailgate/internal/experiment"
 	"github.com/tailgate-ci/tailgate/internal/latency"
+	"github.com/tailgate-ci/tailgate/internal/report"
 	"github.com/tailgate-ci/tailgate/internal/rules"
 )
 
@@ -172,7 +173,10 @@ type fakeFleet struct {
 	lagArm string
 	// lagFirst's first round is invalid.
 	lagFirst string
-	closed   bool
+	// windows is FleetOptions.WindowsDir: each round leaves a windows
+	// file there, as the live fleet does.
+	windows string
+	closed  bool
 }
 
 func (f *fakeFleet) Round(ctx context.Context, service string, s experiment.Slot) (*experiment.Measured, error) {
@@ -188,6 +192,12 @@ func (f *fakeFleet) Round(ctx context.Context, service string, s experiment.Slot
 		return nil, fmt.Errorf("no arm %q", service)
 	}
 	f.rounds[service]++
+	if f.windows != "" {
+		name := fmt.Sprintf("round-%03d-%s.windows", s.Order, strings.ReplaceAll(s.Arm, "/", "_"))
+		if err := os.WriteFile(filepath.Join(f.windows, name), []byte("windows\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
 	rng := rand.New(rand.NewPCG(uint64(len(service)), uint64(s.Order)))
 	tail := 40.0 - 7.5*float64(len(spec.Fixes)) // ms at p99: 40 baseline, 10 with all four fixes
 	h := latency.New()
@@ -214,6 +224,10 @@ func (f *fakeFleet) Notes() []string          { return []string{"fake fleet"} }
 func (f *fakeFleet) Close() error             { f.closed = true; return nil }
 
 type fakeDemo struct {
+	// analyze, if set, stands in for `tailgate profile --analyze`;
+	// otherwise the analysis fails as it does on recordings without events.
+	analyze  func(args []string) error
+	analyzed [][]string
 	fleets   []*fakeFleet
 	lagArm   string
 	lagFirst string
@@ -224,7 +238,7 @@ type fakeDemo struct {
 func (fd *fakeDemo) deps() demoDeps {
 	return demoDeps{
 		startFleet: func(ctx context.Context, r *rules.Rules, arms []experiment.ArmSpec, o experiment.FleetOptions) (demoFleet, error) {
-			f := &fakeFleet{arms: arms, rounds: map[string]int{}, lagArm: fd.lagArm, lagFirst: fd.lagFirst}
+			f := &fakeFleet{arms: arms, rounds: map[string]int{}, lagArm: fd.lagArm, lagFirst: fd.lagFirst, windows: o.WindowsDir}
 			fd.fleets = append(fd.fleets, f)
 			return f, nil
 		},
@@ -247,6 +261,13 @@ func (fd *fakeDemo) deps() demoDeps {
 				return nil, "", err
 			}
 			return m, "", nil
+		},
+		analyze: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+			fd.analyzed = append(fd.analyzed, args)
+			if fd.analyze == nil {
+				return errors.New("read profile: no *.events.jsonl")
+			}
+			return fd.analyze(args)
 		},
 		euid:   func() int { return fd.euid },
 		now:    time.Now,
@@ -423,5 +444,58 @@ func TestDemoOneLaggedRound(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "experiment/result.json")); err != nil {
 		t.Errorf("experiment document not written: %v", err)
+	}
+}
+
+// TestDemoAnalysis: the profile analysis gets the all-fixes recording as
+// head, the baseline's as base, each with its round's client windows; its
+// contributor sets are also filed under the experiment's variant names.
+func TestDemoAnalysis(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	o, err := parseDemoFlags(fastDemoArgs(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDemo{}
+	fd.analyze = func(args []string) error {
+		var dir string
+		for i, a := range args {
+			if a == "--out" {
+				dir = args[i+1]
+			}
+		}
+		pj := `{"contributors": [
+ {"variant": "head", "slow_threshold_ns": 9000000, "fast_threshold_ns": 900000, "slow_requests": 60, "fast_requests": 3000,
+  "contributors": [{"name": "lock", "slow_share": 0.1, "fast_share": 0.05, "events": 12, "time_ns": 5000000}]},
+ {"variant": "base", "slow_threshold_ns": 38000000, "fast_threshold_ns": 900000, "slow_requests": 60, "fast_requests": 3000,
+  "contributors": [{"name": "lock", "slow_share": 0.6, "fast_share": 0.05, "events": 300, "time_ns": 900000000}]}],
+ "units": {}, "labels": {}}`
+		return os.WriteFile(filepath.Join(dir, "profiles.json"), []byte(pj), 0o644)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := demo(context.Background(), o, fd.deps(), &stdout, &stderr); err != nil {
+		t.Fatalf("demo: %v\n%s", err, stderr.String())
+	}
+	if len(fd.analyzed) != 1 {
+		t.Fatalf("analysis ran %d times", len(fd.analyzed))
+	}
+	args := strings.Join(fd.analyzed[0], " ")
+	for _, want := range []string{"--analyze", "--in " + filepath.Join(out, "profiles", "allfixes"), "--base " + filepath.Join(out, "profiles", "baseline"),
+		"--windows " + filepath.Join(out, "windows", "round-901-profile-gc+locks+mlock+placement.windows"), "--variant head"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("analysis args %q lack %q", args, want)
+		}
+	}
+	p, err := report.LoadProfiles(filepath.Join(out, "profiles"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"head", "base", "baseline", "gc+locks+mlock+placement"} {
+		if p.Set(v) == nil {
+			t.Errorf("profiles.json has no set %q: %+v", v, p.Contributors)
+		}
+	}
+	if s := p.Set("baseline"); s != nil && s.SlowThreshold != 38*time.Millisecond {
+		t.Errorf("baseline set is not the base set: %+v", s)
 	}
 }
