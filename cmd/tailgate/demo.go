@@ -309,9 +309,9 @@ func liveDemoDeps() demoDeps {
 		analyze: func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return runProfile(ctx, args, stdout, stderr, os.Getenv)
 		},
-		euid:    os.Geteuid,
-		now:     time.Now,
-		sample:  experiment.ProcSampler,
+		euid:   os.Geteuid,
+		now:    time.Now,
+		sample: experiment.ProcSampler,
 	}
 }
 
