@@ -272,6 +272,27 @@ func profilesUnavailable(euid int, skip bool) string {
 	return ""
 }
 
+// dropPrivilegedNeighbours removes the rules' privileged neighbours when
+// not root: they act on the service with root's capabilities (the
+// bidder's pageout needs CAP_SYS_NICE for process_madvise) and would die
+// at once, making every round invalid. It returns a note per neighbour.
+func dropPrivilegedNeighbours(r *rules.Rules, euid int) []string {
+	if euid == 0 {
+		return nil
+	}
+	var kept []rules.Neighbour
+	var notes []string
+	for _, n := range r.Service.Neighbours {
+		if n.Privileged {
+			notes = append(notes, fmt.Sprintf("not root (euid %d): privileged neighbour %q not started; its contributor is not exercised in this run", euid, n.Name))
+			continue
+		}
+		kept = append(kept, n)
+	}
+	r.Service.Neighbours = kept
+	return notes
+}
+
 // demoFleet is what the demo needs of a running fleet (experiment.Fleet).
 type demoFleet interface {
 	experiment.Driver
@@ -455,7 +476,9 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	if o.seedSet {
 		seed = o.seed
 	}
-	profWhy := profilesUnavailable(deps.euid(), o.noProfiles)
+	euid := deps.euid()
+	profWhy := profilesUnavailable(euid, o.noProfiles)
+	dropped := dropPrivilegedNeighbours(r, euid)
 	phases := demoBudget(o, len(variants), profWhy == "")
 	if err := prepareDemoOut(o.out); err != nil {
 		return err
@@ -478,6 +501,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	if profWhy != "" {
 		rec.Profiles = "unavailable: " + profWhy
 	}
+	rec.Notes = append(rec.Notes, dropped...)
 	fmt.Fprintf(stdout, "tailgate demo: rules %s, %d fixes (%s), %d variants, %.6g req/s, schedule seed %d, load seed %d\n",
 		r.Path, len(fixes), strings.Join(fixes, ", "), len(variants), r.Load.Rate.PerSecond(), seed, r.Load.Seed)
 	fmt.Fprintf(stdout, "results: %s\n", o.out)
@@ -485,6 +509,9 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	printBudget(stdout, phases)
 	if profWhy != "" {
 		fmt.Fprintf(stdout, "profiles: none: %s\n", profWhy)
+	}
+	for _, n := range dropped {
+		fmt.Fprintf(stdout, "note: %s\n", n)
 	}
 	phaseStart := deps.now()
 	done := func(name string) {

@@ -409,6 +409,9 @@ func TestDemoNotRoot(t *testing.T) {
 	if len(fd.profiled) != 0 {
 		t.Errorf("profiled %v without root", fd.profiled)
 	}
+	if !strings.Contains(stdout.String(), `privileged neighbour "pageout" not started`) {
+		t.Errorf("stdout does not say the pageout neighbour was left out:\n%s", stdout.String())
+	}
 	if !strings.Contains(stdout.String(), "profiles: none: not root (euid 1000)") {
 		t.Errorf("stdout does not say why there are no profiles:\n%s", stdout.String())
 	}
@@ -497,5 +500,45 @@ func TestDemoAnalysis(t *testing.T) {
 	}
 	if s := p.Set("baseline"); s != nil && s.SlowThreshold != 38*time.Millisecond {
 		t.Errorf("baseline set is not the base set: %+v", s)
+	}
+}
+
+func TestDropPrivilegedNeighbours(t *testing.T) {
+	o, _ := parseDemoFlags(nil, io.Discard)
+	r, _, err := demoRules(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if notes := dropPrivilegedNeighbours(r, 0); notes != nil || len(r.Service.Neighbours) != 2 {
+		t.Fatalf("root: notes %v, %d neighbours; want none dropped of 2", notes, len(r.Service.Neighbours))
+	}
+	notes := dropPrivilegedNeighbours(r, 1000)
+	if len(notes) != 1 || len(r.Service.Neighbours) != 1 || r.Service.Neighbours[0].Name != "cpu" {
+		t.Errorf("non-root: notes %v, neighbours %+v; want pageout dropped, cpu kept", notes, r.Service.Neighbours)
+	}
+}
+
+// TestReadmeSampleComment keeps the README's sample PR comment identical to
+// the golden file the report tests generate (no hand-written figures).
+func TestReadmeSampleComment(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden, err := os.ReadFile(filepath.Join("..", "..", "internal", "report", "testdata", "comment.golden.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- comment.golden.md: begin -->\n", "<!-- comment.golden.md: end -->"
+	_, rest, ok := strings.Cut(string(readme), begin)
+	if !ok {
+		t.Fatalf("README.md has no %q marker", strings.TrimSpace(begin))
+	}
+	embedded, _, ok := strings.Cut(rest, end)
+	if !ok {
+		t.Fatalf("README.md has no %q marker", end)
+	}
+	if embedded != string(golden) {
+		t.Errorf("README.md's sample comment differs from internal/report/testdata/comment.golden.md; copy the golden file between the markers")
 	}
 }
