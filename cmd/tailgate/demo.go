@@ -272,11 +272,12 @@ func profilesUnavailable(euid int, skip bool) string {
 	return ""
 }
 
-// dropPrivilegedNeighbours removes the rules' privileged neighbours when
-// not root: they act on the service with root's capabilities (the
-// bidder's pageout needs CAP_SYS_NICE for process_madvise) and would die
-// at once, making every round invalid. It returns a note per neighbour.
-func dropPrivilegedNeighbours(r *rules.Rules, euid int) []string {
+// withoutRoot adapts the rules to running without root, returning a note
+// per change: privileged neighbours are left out (they act on the service
+// with root's capabilities; the bidder's pageout needs CAP_SYS_NICE for
+// process_madvise and would die at once, making every round invalid), and
+// a placement launcher gets no --user (it cannot drop root it lacks).
+func withoutRoot(r *rules.Rules, euid int) []string {
 	if euid == 0 {
 		return nil
 	}
@@ -290,6 +291,18 @@ func dropPrivilegedNeighbours(r *rules.Rules, euid int) []string {
 		kept = append(kept, n)
 	}
 	r.Service.Neighbours = kept
+	// A placement launcher's --user USER drops root; without root it
+	// cannot, and the service keeps our user anyway.
+	for i := range r.Fixes {
+		p := r.Fixes[i].Placement
+		for j := 0; j+1 < len(p); j++ {
+			if p[j] == "--user" {
+				notes = append(notes, fmt.Sprintf("not root: fix %q runs its launcher without --user %s (it cannot drop root it does not have)", r.Fixes[i].Name, p[j+1]))
+				r.Fixes[i].Placement = append(append(rules.Argv(nil), p[:j]...), p[j+2:]...)
+				break
+			}
+		}
+	}
 	return notes
 }
 
@@ -478,7 +491,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	}
 	euid := deps.euid()
 	profWhy := profilesUnavailable(euid, o.noProfiles)
-	dropped := dropPrivilegedNeighbours(r, euid)
+	dropped := withoutRoot(r, euid)
 	phases := demoBudget(o, len(variants), profWhy == "")
 	if err := prepareDemoOut(o.out); err != nil {
 		return err

@@ -503,18 +503,22 @@ func TestDemoAnalysis(t *testing.T) {
 	}
 }
 
-func TestDropPrivilegedNeighbours(t *testing.T) {
+func TestWithoutRoot(t *testing.T) {
 	o, _ := parseDemoFlags(nil, io.Discard)
 	r, _, err := demoRules(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if notes := dropPrivilegedNeighbours(r, 0); notes != nil || len(r.Service.Neighbours) != 2 {
+	if notes := withoutRoot(r, 0); notes != nil || len(r.Service.Neighbours) != 2 {
 		t.Fatalf("root: notes %v, %d neighbours; want none dropped of 2", notes, len(r.Service.Neighbours))
 	}
-	notes := dropPrivilegedNeighbours(r, 1000)
-	if len(notes) != 1 || len(r.Service.Neighbours) != 1 || r.Service.Neighbours[0].Name != "cpu" {
+	notes := withoutRoot(r, 1000)
+	if len(notes) != 2 || len(r.Service.Neighbours) != 1 || r.Service.Neighbours[0].Name != "cpu" {
 		t.Errorf("non-root: notes %v, neighbours %+v; want pageout dropped, cpu kept", notes, r.Service.Neighbours)
+	}
+	f, _ := r.FixByName("placement")
+	if got := strings.Join(f.Placement, " "); got != "{{bin}} launch --" {
+		t.Errorf("non-root placement launcher %q, want it without --user", got)
 	}
 }
 
