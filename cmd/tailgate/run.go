@@ -361,6 +361,7 @@ type roundRunner struct {
 	// autogroup nice back (raisePriority).
 	priority string
 	restore  func()
+	raised   bool
 
 	hlogFile *os.File
 	hlog     *latency.HlogWriter
@@ -390,6 +391,13 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 	}
 	rr.raisePriority(sum)
 	for i := 1; i <= l.Rounds; i++ {
+		if i > 1 && rr.raised {
+			// Threads the Go runtime started since run at the default
+			// priority (SCHED_RESET_ON_FORK): raise them too.
+			if _, restore, err := experiment.RaiseAttackerPriority(rr.priority, 0); err == nil {
+				restore()
+			}
+		}
 		if err := rr.svc.ExitErr(); err != nil {
 			sum.Invalid = append(sum.Invalid, err.Error())
 			return nil
@@ -459,6 +467,10 @@ func (rr *roundRunner) raisePriority(sum *runSummary) {
 		note += fmt.Sprintf("load generator priority unchanged (%v): expect invalid rounds on a busy host", err)
 		fmt.Fprintln(rr.stderr, "warning:", note)
 	} else {
+		rr.raised = rr.priority != experiment.PriorityNone
+		if rr.raised {
+			note += "; threads created later are raised before each round"
+		}
 		fmt.Fprintln(rr.stderr, note)
 	}
 	sum.Attacker = note

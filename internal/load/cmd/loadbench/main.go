@@ -29,6 +29,7 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/tailgate-ci/tailgate/internal/experiment"
 	"github.com/tailgate-ci/tailgate/internal/latency"
 	"github.com/tailgate-ci/tailgate/internal/load"
 )
@@ -68,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		memRate    = fs.Float64("mem-rate", 2000, "rate of the memory rounds (req/s)")
 		memDurs    = fs.String("mem-durations", "3s,9s", "durations of the memory rounds (comma-separated)")
 		skipSearch = fs.Bool("skip-search", false, "only measure memory")
+		priority   = fs.String("attacker-priority", "none", "raise the load generator's threads once the handler runs, as tailgate gate: rt (SCHED_RR 1), nice (-19) or none; wrk and the handler keep the default")
+		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the load generator (whole run) to this file")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -82,6 +86,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer srv.stop()
 	url := "http://" + srv.addr + "/"
+	if *priority != experiment.PriorityNone {
+		note, restore, err := experiment.RaiseAttackerPriority(*priority, 0)
+		defer restore()
+		if err != nil {
+			return fmt.Errorf("-attacker-priority %s: %w", *priority, err)
+		}
+		fmt.Fprintf(stdout, "# %s\n", note)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Fprintf(stdout, "# loadbench %s, GOMAXPROCS=%d, NumCPU=%d, handler at %s (pid %d)\n",
 		time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.NumCPU(), url, srv.cmd.Process.Pid)
 	fmt.Fprintf(stdout, "# load average at start: %s\n", loadavg())
