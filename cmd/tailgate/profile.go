@@ -229,6 +229,9 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	monoStart := monoNow()
+	// The mappings now, and again at the end if the targets still run: a
+	// target that exits before the profile ends keeps its stacks readable.
+	startMapsErr := snapshotMaps(o.out, o.pids)
 	var gos *goRecorder
 	if o.goEvents {
 		// Go collectors first: the kernel ones then see no probe set-up.
@@ -290,7 +293,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 			return fmt.Errorf("profile: %w", err)
 		}
 	}
-	if mapsErr != nil {
+	if mapsErr != nil && startMapsErr != nil {
 		fmt.Fprintf(stderr, "tailgate profile: warning: %v; stacks can be symbolized only while the process runs\n", mapsErr)
 	}
 	if err := w.finish(o, stats, elapsed); err != nil {

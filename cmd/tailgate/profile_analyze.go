@@ -233,12 +233,12 @@ func analyzeProfile(o *profileOptions, res *symbol.Resolver, stdout, stderr io.W
 // writeBreakdown writes the aggregate slow-vs-fast breakdown: every
 // contributor with time, ranked, then the evidence of the top ones.
 func writeBreakdown(w io.Writer, cl *tail.Classification, variant string) {
-	slowBy := fmt.Sprintf("latency >= p%.4g = %v", 100*cl.SlowQuantile, cl.SlowThreshold)
+	slowBy := fmt.Sprintf("latency >= p%.4g = %v", 100*cl.SlowQuantile, roundDur(cl.SlowThreshold))
 	if cl.SlowBy == "slo" {
 		slowBy = fmt.Sprintf("latency > SLO %v", cl.SlowThreshold)
 	}
 	fmt.Fprintf(w, "%s: %d requests; slow (%s): %d, %d split on their ServeHTTP window; fast (latency <= p%.4g = %v): %d\n",
-		variant, cl.Requests, slowBy, cl.SlowRequests, cl.SlowServerWindows, 100*cl.FastQuantile, cl.FastThreshold, cl.FastRequests)
+		variant, cl.Requests, slowBy, cl.SlowRequests, cl.SlowServerWindows, 100*cl.FastQuantile, roundDur(cl.FastThreshold), cl.FastRequests)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "rank\tcontributor\tslow/req\tfast/req\texcess/req\tslow share\tfast share\tenrichment\tslow events\tslow time\t")
 	for i, c := range cl.Contributors {
@@ -263,7 +263,9 @@ func writeBreakdown(w io.Writer, cl *tail.Classification, variant string) {
 			fmt.Fprintln(w, "     no stack evidence (time from the component's remainder)")
 		}
 		for _, st := range c.TopStacks {
-			fmt.Fprintf(w, "     %v in %d events: %s\n", roundDur(st.Time), st.Count, shortStack(st.Frames, 6))
+			// The evidence's overlap with the requests, before overlapping
+			// evidence is resolved: it can exceed the contributor's time.
+			fmt.Fprintf(w, "     %v overlap in %d events: %s\n", roundDur(st.Time), st.Count, shortStack(st.Frames, 6))
 		}
 	}
 }
@@ -314,13 +316,48 @@ func roundDur(d time.Duration) time.Duration {
 	return d
 }
 
-// shortStack renders the leaf-most n frames of a root-first stack.
+// shortStack renders a root-first stack for one line: the leaf-most
+// application frame with its n-1 callers, then the leaf (runtime, sync,
+// kernel frames between them elided), so a lock wait reads
+// "...;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.gopark".
 func shortStack(frames []string, n int) string {
 	if len(frames) == 0 {
 		return "(no stack)"
 	}
-	if len(frames) <= n {
-		return strings.Join(frames, ";")
+	app := -1
+	for i := len(frames) - 1; i >= 0; i-- {
+		if isAppFrame(frames[i]) {
+			app = i
+			break
+		}
 	}
-	return "...;" + strings.Join(frames[len(frames)-n:], ";")
+	if app < 0 || app == len(frames)-1 {
+		if len(frames) <= n {
+			return strings.Join(frames, ";")
+		}
+		return "...;" + strings.Join(frames[len(frames)-n:], ";")
+	}
+	lo := max(0, app-(n-1))
+	parts := append([]string(nil), frames[lo:app+1]...)
+	if lo > 0 {
+		parts = append([]string{"..."}, parts...)
+	}
+	if app+1 < len(frames)-1 {
+		parts = append(parts, "...")
+	}
+	return strings.Join(append(parts, frames[len(frames)-1]), ";")
+}
+
+// isAppFrame reports whether a frame is the program's own code rather
+// than the Go runtime's, the standard library's locking or the kernel's.
+func isAppFrame(f string) bool {
+	if strings.HasSuffix(f, "_[k]") || strings.HasPrefix(f, "[") || strings.HasPrefix(f, "0x") {
+		return false
+	}
+	for _, p := range []string{"runtime.", "internal/", "sync.", "syscall.", "net/http.", "net.", "bufio.", "io."} {
+		if strings.HasPrefix(f, p) {
+			return false
+		}
+	}
+	return true
 }

@@ -403,3 +403,23 @@ func TestProfileAnalyzeErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestShortStack(t *testing.T) {
+	for _, tc := range []struct {
+		frames []string
+		want   string
+	}{
+		{nil, "(no stack)"},
+		{[]string{"main.main", "main.work"}, "main.main;main.work"},
+		{[]string{"runtime.goexit", "net/http.(*conn).serve", "bidder.(*Bidder).serveBid", "bidder.(*Bidder).auction", "bidder.(*GlobalLedger).TrySpend",
+			"sync.(*Mutex).Lock", "internal/sync.(*Mutex).lockSlow", "runtime.gopark"},
+			"...;net/http.(*conn).serve;bidder.(*Bidder).serveBid;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.gopark"},
+		{[]string{"main.f", "main.g", "runtime.mallocgc"}, "main.f;main.g;runtime.mallocgc"},
+		{[]string{"a_[k]", "b_[k]", "c_[k]", "d_[k]"}, "a_[k];b_[k];c_[k];d_[k]"},
+		{[]string{"a_[k]", "b_[k]", "c_[k]", "d_[k]", "e_[k]"}, "...;b_[k];c_[k];d_[k];e_[k]"},
+	} {
+		if got := shortStack(tc.frames, 4); got != tc.want {
+			t.Errorf("shortStack(%q) = %q, want %q", tc.frames, got, tc.want)
+		}
+	}
+}

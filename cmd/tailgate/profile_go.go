@@ -157,7 +157,8 @@ func (g *goRecorder) report(w io.Writer) {
 
 // snapshotMaps copies /proc/PID/maps of every target into
 // DIR/proc/PID/maps, so `profile --analyze --in DIR` can symbolize the
-// stacks after the targets exit (symbol.Options.ProcRoot).
+// stacks after the targets exit (symbol.Options.ProcRoot). A target that
+// has exited keeps its earlier snapshot.
 func snapshotMaps(dir string, pids []int) error {
 	var errs []error
 	for _, pid := range pids {

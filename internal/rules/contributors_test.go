@@ -176,3 +176,36 @@ func TestReadmeContributorsExample(t *testing.T) {
 		t.Error("gc example does not match off-CPU time in runtime.gcDrainN")
 	}
 }
+
+// TestDefaultContributorsMatchBidderYAML keeps the built-in defaults and
+// the contributors perf-rules/bidder.yaml writes out the same rules
+// (descriptions aside).
+func TestDefaultContributorsMatchBidderYAML(t *testing.T) {
+	r, err := Load("../../perf-rules/bidder.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := r.ContributorRules(), DefaultContributors()
+	if len(r.Contributors) != len(want) {
+		t.Fatalf("bidder.yaml has %d contributors, the defaults %d", len(r.Contributors), len(want))
+	}
+	res := func(l []Regexp) []string {
+		var out []string
+		for _, re := range l {
+			out = append(out, re.String())
+		}
+		return out
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		same := g.Name == w.Name && g.MinDuration == w.MinDuration &&
+			strings.Join(g.Owns, ",") == strings.Join(w.Owns, ",") &&
+			strings.Join(g.Kinds, ",") == strings.Join(w.Kinds, ",") &&
+			strings.Join(g.Components, ",") == strings.Join(w.Components, ",") &&
+			strings.Join(res(g.WaitReasons), "\x00") == strings.Join(res(w.WaitReasons), "\x00") &&
+			strings.Join(res(g.Frames), "\x00") == strings.Join(res(w.Frames), "\x00")
+		if !same {
+			t.Errorf("contributor %d: bidder.yaml %+v\ndefault %+v", i, g, w)
+		}
+	}
+}
