@@ -26,6 +26,9 @@ type fakeGitHub struct {
 	// fail is consulted before each request; a non-zero status is returned as is.
 	fail  func(r *http.Request, n int) (status int, header http.Header, body string)
 	calls []string
+	// bodies holds each call's decoded JSON body (nil for GET), failed
+	// attempts included, parallel to calls.
+	bodies []map[string]any
 }
 
 func newFake(t *testing.T) (*fakeGitHub, *httptest.Server) {
@@ -42,6 +45,13 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if got := r.Header.Get("Authorization"); got != "Bearer s3cret" {
 		f.t.Errorf("%s %s: Authorization = %q", r.Method, r.URL.Path, got)
 	}
+	var in map[string]any
+	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			f.t.Errorf("%s %s: body is not JSON: %v", r.Method, r.URL.Path, err)
+		}
+	}
+	f.bodies = append(f.bodies, in)
 	if f.fail != nil {
 		if st, h, body := f.fail(r, len(f.calls)); st != 0 {
 			for k, v := range h {
@@ -50,12 +60,6 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(st)
 			io.WriteString(w, body)
 			return
-		}
-	}
-	var in map[string]any
-	if r.Method == http.MethodPost || r.Method == http.MethodPatch {
-		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-			f.t.Errorf("%s %s: body is not JSON: %v", r.Method, r.URL.Path, err)
 		}
 	}
 	const issues = "/repos/acme/bidder/issues/"
@@ -100,6 +104,34 @@ func (f *fakeGitHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// call is one expected request: method and path, and the exact JSON body
+// (nil: no body).
+type call struct {
+	method, path string
+	body         map[string]any
+}
+
+// checkCalls fails unless the fake saw exactly want, in order, with the
+// same bodies.
+func (f *fakeGitHub) checkCalls(t *testing.T, want ...call) {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.calls) != len(want) {
+		t.Fatalf("%d calls:\n%s\nwant %d", len(f.calls), strings.Join(f.calls, "\n"), len(want))
+	}
+	for i, w := range want {
+		if got := f.calls[i]; got != w.method+" "+w.path {
+			t.Errorf("call %d = %s, want %s %s", i+1, got, w.method, w.path)
+		}
+		got, _ := json.Marshal(f.bodies[i])
+		exp, _ := json.Marshal(w.body)
+		if string(got) != string(exp) {
+			t.Errorf("call %d (%s) body = %s, want %s", i+1, f.calls[i], got, exp)
+		}
+	}
+}
+
 func newClient(t *testing.T, srv *httptest.Server) *Client {
 	t.Helper()
 	c, err := New("acme/bidder", Options{BaseURL: srv.URL, Token: "s3cret", Backoff: time.Millisecond, MaxAttempts: 4})
@@ -139,15 +171,12 @@ func TestUpsertCommentCreatesOnceThenEdits(t *testing.T) {
 	if f.comments[0]["body"] != "LGTM" {
 		t.Fatal("foreign comment was modified")
 	}
-	want := []string{
-		"GET /repos/acme/bidder/issues/7/comments",
-		"POST /repos/acme/bidder/issues/7/comments",
-		"GET /repos/acme/bidder/issues/7/comments",
-		"PATCH /repos/acme/bidder/issues/comments/101",
-	}
-	if strings.Join(f.calls, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("calls:\n%s\nwant:\n%s", strings.Join(f.calls, "\n"), strings.Join(want, "\n"))
-	}
+	f.checkCalls(t,
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil},
+		call{"POST", "/repos/acme/bidder/issues/7/comments", map[string]any{"body": Marker + "\nverdict: fail"}},
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil},
+		call{"PATCH", "/repos/acme/bidder/issues/comments/101", map[string]any{"body": Marker + "\nverdict: pass"}},
+	)
 }
 
 func TestUpsertCommentFindsMarkerOnLaterPage(t *testing.T) {
@@ -193,6 +222,13 @@ func TestRetriesServerErrorsWithoutDuplicating(t *testing.T) {
 	if len(f.comments) != 1 || got.Created {
 		t.Fatalf("comments=%d upsert=%+v; want one comment, edited on retry", len(f.comments), got)
 	}
+	body := map[string]any{"body": Marker + "\nverdict"}
+	f.checkCalls(t,
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil},
+		call{"POST", "/repos/acme/bidder/issues/7/comments", body}, // 502
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil},   // retry re-lists
+		call{"PATCH", "/repos/acme/bidder/issues/comments/101", body},
+	)
 }
 
 func TestSecondaryRateLimitIsRetried(t *testing.T) {
@@ -218,6 +254,37 @@ func TestSecondaryRateLimitIsRetried(t *testing.T) {
 	if st["state"] != "failure" || st["context"] != StatusContext || st["target_url"] != "https://ci/run/1" {
 		t.Fatalf("status body = %v", st)
 	}
+	// The refused attempt and its retry carry the same body.
+	body := map[string]any{"state": "failure", "context": "tailgate/latency", "description": "p99 31.2ms > 25ms", "target_url": "https://ci/run/1"}
+	f.checkCalls(t,
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body}, // 403 secondary rate limit
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body},
+	)
+}
+
+func TestSecondaryRateLimitWithoutRetryAfterBacksOff(t *testing.T) {
+	// A secondary rate limit can come without Retry-After (GitHub then
+	// asks to wait and back off): the upsert is retried from the listing.
+	f, srv := newFake(t)
+	f.fail = func(r *http.Request, n int) (int, http.Header, string) {
+		if r.Method == http.MethodGet && n == 1 {
+			return http.StatusForbidden, nil,
+				`{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","documentation_url":"https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}`
+		}
+		return 0, nil, ""
+	}
+	got, err := newClient(t, srv).UpsertComment(context.Background(), 7, Marker+"\nfirst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Created || got.ID != 101 {
+		t.Fatalf("upsert = %+v, want comment 101 created", got)
+	}
+	f.checkCalls(t,
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil}, // 403 secondary rate limit
+		call{"GET", "/repos/acme/bidder/issues/7/comments", nil},
+		call{"POST", "/repos/acme/bidder/issues/7/comments", map[string]any{"body": Marker + "\nfirst"}},
+	)
 }
 
 func TestPermanentErrorsAreNotRetried(t *testing.T) {
@@ -249,6 +316,13 @@ func TestRetriesGiveUp(t *testing.T) {
 	if len(f.calls) != 4 {
 		t.Fatalf("%d calls, want MaxAttempts=4", len(f.calls))
 	}
+	body := map[string]any{"state": "error", "context": "tailgate/latency", "description": "invalid run"}
+	f.checkCalls(t,
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body},
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body},
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body},
+		call{"POST", "/repos/acme/bidder/statuses/abc123", body},
+	)
 }
 
 func TestStatusDescriptionTruncated(t *testing.T) {
