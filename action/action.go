@@ -162,8 +162,16 @@ func run(ctx context.Context, a *githubactions.Action, getenv Env, httpClient *h
 	if err != nil {
 		return ExitUsage, err
 	}
-	if pr.Fork && getenv("RUNNER_ENVIRONMENT") != "github-hosted" && !in.AllowForkPRs {
-		return ExitUsage, usagef("refusing pull request #%d from fork %s on a self-hosted runner: it would run untrusted code with root eBPF privileges; set allow-fork-prs: true to opt in", pr.Number, pr.HeadRepo)
+	if pr.Fork && !in.AllowForkPRs {
+		switch {
+		case gctx.EventName == "pull_request_target":
+			// pull_request_target runs with the base repository's
+			// write token and secrets: building the fork's head there is
+			// the classic "pwn request", on any runner.
+			return ExitUsage, usagef("refusing pull request #%d from fork %s on pull_request_target: the fork's code would be built and run with the base repository's write token and secrets; trigger on pull_request, or set allow-fork-prs: true to opt in", pr.Number, pr.HeadRepo)
+		case getenv("RUNNER_ENVIRONMENT") != "github-hosted":
+			return ExitUsage, usagef("refusing pull request #%d from fork %s on a self-hosted runner: it would run untrusted code with root eBPF privileges; set allow-fork-prs: true to opt in", pr.Number, pr.HeadRepo)
+		}
 	}
 	if in.BaseRef == "" {
 		in.BaseRef = pr.BaseSHA
@@ -190,7 +198,12 @@ func run(ctx context.Context, a *githubactions.Action, getenv Env, httpClient *h
 		}
 	}
 
-	out, perr := pipeline(ctx, Request{Inputs: in, PR: pr, Workspace: gctx.Workspace, Repo: repo, RunURL: runURL})
+	// The pipeline builds and runs the PR's code: it gets no token, and
+	// the tokens leave the process environment its children inherit.
+	pin := in
+	pin.Token = ""
+	scrubSecretEnv()
+	out, perr := pipeline(ctx, Request{Inputs: pin, PR: pr, Workspace: gctx.Workspace, Repo: repo, RunURL: runURL})
 	if perr != nil {
 		out = &Outcome{Verdict: VerdictInvalid, Reasons: []string{perr.Error()}}
 		if out.Comment == "" {
@@ -233,6 +246,19 @@ func run(ctx context.Context, a *githubactions.Action, getenv Env, httpClient *h
 		return ExitError, fmt.Errorf("pipeline: %w", perr)
 	}
 	return code, nil
+}
+
+// SecretEnv are the environment variables that carry tokens into a step:
+// the action's github-token input (mapped by action.yml), a GITHUB_TOKEN a
+// workflow may export, and the runner's own tokens.
+var SecretEnv = []string{"INPUT_GITHUB-TOKEN", "GITHUB_TOKEN", "GH_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"}
+
+// scrubSecretEnv removes SecretEnv from the process environment, which the
+// builds (go build of the PR's code) and the services inherit.
+func scrubSecretEnv() {
+	for _, k := range SecretEnv {
+		os.Unsetenv(k)
+	}
 }
 
 // Decide maps a verdict to the commit status and exit code. An invalid run

@@ -258,6 +258,66 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
+func TestPullRequestTargetForkRefusedOnGitHubHosted(t *testing.T) {
+	h := newHarness(t, prEvent(true))
+	h.env["GITHUB_EVENT_NAME"] = "pull_request_target"
+	h.env["RUNNER_ENVIRONMENT"] = "github-hosted"
+	ran := false
+	code := Main(context.Background(), h.getenv(t), &h.stdout, nil, func(context.Context, Request) (*Outcome, error) {
+		ran = true
+		return &Outcome{Verdict: VerdictPass}, nil
+	})
+	if code != ExitUsage || ran {
+		t.Fatalf("exit = %d, pipeline ran = %v; want refused", code, ran)
+	}
+	if !strings.Contains(h.stdout.String(), "refusing pull request #42 from fork mallory/bidder on pull_request_target") {
+		t.Fatalf("stdout:\n%s", h.stdout.String())
+	}
+	if len(h.rec.calls) != 0 {
+		t.Fatalf("API calls on a refused run: %v", h.rec.calls)
+	}
+}
+
+func TestForkOnGitHubHostedRuns(t *testing.T) {
+	// A pull_request from a fork on a GitHub-hosted (ephemeral) runner
+	// gets a read-only token from GitHub: nothing to refuse.
+	h := newHarness(t, prEvent(true))
+	h.env["RUNNER_ENVIRONMENT"] = "github-hosted"
+	if code := h.run(t, &Outcome{Verdict: VerdictPass, Comment: "ok"}, nil); code != ExitPass {
+		t.Fatalf("exit = %d:\n%s", code, h.stdout.String())
+	}
+}
+
+func TestPipelineGetsNoToken(t *testing.T) {
+	// The pipeline builds and runs the PR's code: neither the request nor
+	// the environment its children inherit may carry the token.
+	h := newHarness(t, prEvent(false))
+	t.Setenv("INPUT_GITHUB-TOKEN", "ghs_supersecret")
+	t.Setenv("GITHUB_TOKEN", "ghs_supersecret")
+	var leaked []string
+	code := Main(context.Background(), h.getenv(t), &h.stdout, nil, func(_ context.Context, req Request) (*Outcome, error) {
+		if req.Inputs.Token != "" {
+			leaked = append(leaked, "Request.Inputs.Token")
+		}
+		for _, kv := range os.Environ() {
+			if strings.Contains(kv, "ghs_supersecret") {
+				leaked = append(leaked, strings.SplitN(kv, "=", 2)[0])
+			}
+		}
+		return &Outcome{Verdict: VerdictPass, Comment: "ok"}, nil
+	})
+	if code != ExitPass {
+		t.Fatalf("exit = %d:\n%s", code, h.stdout.String())
+	}
+	if len(leaked) > 0 {
+		t.Fatalf("the pipeline could see the token in %v", leaked)
+	}
+	// The token was still used for the API (status + comment).
+	if len(h.rec.statuses) != 2 || h.rec.comments != 1 {
+		t.Fatalf("statuses %d, comments %d", len(h.rec.statuses), h.rec.comments)
+	}
+}
+
 func TestForkAllowed(t *testing.T) {
 	h := newHarness(t, prEvent(true))
 	h.env["INPUT_ALLOW-FORK-PRS"] = "true"
