@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -59,15 +60,18 @@ const (
 	DemoBudgetLimit = 15 * time.Minute
 )
 
-// Cost model of the time budget. The per-service start is the bidder's
-// index build (1 GiB, 3.4 s idle), its 2 M-profile load (2.4 s idle) and
-// the health check, taken at about twice the idle figures because the
-// services start beside the neighbours of the ones already running.
+// Cost model of the time budget, from a smoke run of the demo on the
+// 2-core reference machine (--blocks 2, 2 s rounds, 2 s warm-ups): build
+// and start of the 10 services took 72 s (a warm build ~10 s, then ~5 s
+// per service for its 1 GiB index, 2 M-profile load and health check,
+// beyond its warm-up); profiling two rounds and analysing them took 6 s
+// beyond the rounds; the report set with the PDF took 1 s. The constants
+// keep a margin (cold build cache, a busier host).
 const (
-	demoBuildCost    = 45 * time.Second // go build of the bidder (warm cache: ~10 s)
-	demoStartCost    = 12 * time.Second // per service: index, start, health
-	demoProfileCost  = 15 * time.Second // per profiled variant: attach, stop, symbolize, diff
-	demoReportCost   = 30 * time.Second // report set and the PDF
+	demoBuildCost    = 30 * time.Second // go build of the bidder
+	demoStartCost    = 8 * time.Second  // per service: index, start, health
+	demoProfileCost  = 10 * time.Second // per profiled variant: attach, settle, stop, analysis
+	demoReportCost   = 20 * time.Second // report set and the PDF
 	demoMarkerFile   = "demo.json"
 	demoProfileLabel = "allfixes" // flame-graph label of the all-fixes side
 )
@@ -103,26 +107,26 @@ flags:
 
 // demoOptions are the parsed flags of `tailgate demo`.
 type demoOptions struct {
-	rulesPath   string
-	repo        string
-	out         string
-	seed        int64
-	seedSet     bool
-	blocks      int
-	round       time.Duration
-	leadIn      time.Duration
-	armWarmup   time.Duration
-	gateMin     int
-	gateMax     int
-	gateAA      int
-	soak        time.Duration
-	soakWindow  time.Duration
-	maxLag      time.Duration
-	priority    string
-	noProfiles  bool
-	noPDF       bool
-	chromium    string
-	profileKeep bool
+	rulesPath  string
+	repo       string
+	out        string
+	seed       int64
+	seedSet    bool
+	blocks     int
+	round      time.Duration
+	leadIn     time.Duration
+	armWarmup  time.Duration
+	gateMin    int
+	gateMax    int
+	gateAA     int
+	soak       time.Duration
+	soakWindow time.Duration
+	maxLag     time.Duration
+	priority   string
+	noProfiles bool
+	noPDF      bool
+	chromium   string
+	dryRun     bool
 }
 
 func parseDemoFlags(args []string, stderr io.Writer) (*demoOptions, error) {
@@ -153,6 +157,7 @@ func parseDemoFlags(args []string, stderr io.Writer) (*demoOptions, error) {
 	fs.DurationVar(&o.maxLag, "max-lag", 0, "largest load-generator send lag of a valid round (default: gate.max_lag, 1ms); recorded")
 	fs.StringVar(&o.priority, "attacker-priority", experiment.PriorityRealtime, "load generator threads: rt, nice or none")
 	fs.BoolVar(&o.noProfiles, "no-profiles", false, "skip the eBPF profiles")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and the time budget, run nothing")
 	fs.BoolVar(&o.noPDF, "no-pdf", false, "do not print the write-up to PDF")
 	fs.StringVar(&o.chromium, "chromium", "", "headless Chromium for the PDF (default: chromium on PATH)")
 	if err := fs.Parse(args); err != nil {
@@ -231,8 +236,9 @@ func demoBudget(o *demoOptions, variants int, profiles bool) []demoPhase {
 	ph = append(ph, demoPhase{Name: phaseGate, Estimate: time.Duration(gateRounds) * round,
 		What: fmt.Sprintf("at most %d rounds (%d–%d base/head pairs + %d A/A pairs) × %s", gateRounds, o.gateMin, o.gateMax, o.gateAA, round)})
 	if o.soak > 0 {
-		ph = append(ph, demoPhase{Name: phaseSoak, Estimate: demoStartCost + o.armWarmup + o.soak,
-			What: fmt.Sprintf("one service, %s in %s windows", o.soak, o.soakWindow)})
+		windows := int(o.soak / o.soakWindow)
+		ph = append(ph, demoPhase{Name: phaseSoak, Estimate: demoStartCost + o.armWarmup + o.soak + time.Duration(windows)*o.leadIn,
+			What: fmt.Sprintf("one service, %d windows of %s (each after a %s lead-in)", windows, o.soakWindow, o.leadIn)})
 	}
 	ph = append(ph, demoPhase{Name: phaseReport, Estimate: demoReportCost, What: "comment, HTML, notes, cumulative, write-up and PDF"})
 	return ph
@@ -493,6 +499,18 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	profWhy := profilesUnavailable(euid, o.noProfiles)
 	dropped := withoutRoot(r, euid)
 	phases := demoBudget(o, len(variants), profWhy == "")
+	if o.dryRun {
+		fmt.Fprintf(stdout, "tailgate demo (dry run): rules %s, %d fixes (%s), %d variants, %.6g req/s, schedule seed %d, load seed %d, results into %s\n",
+			r.Path, len(fixes), strings.Join(fixes, ", "), len(variants), r.Load.Rate.PerSecond(), seed, r.Load.Seed, o.out)
+		printBudget(stdout, phases)
+		if profWhy != "" {
+			fmt.Fprintf(stdout, "profiles: none: %s\n", profWhy)
+		}
+		for _, n := range dropped {
+			fmt.Fprintf(stdout, "note: %s\n", n)
+		}
+		return nil
+	}
 	if err := prepareDemoOut(o.out); err != nil {
 		return err
 	}
@@ -935,38 +953,68 @@ func (l *lineSignal) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// profileAttachTimeout bounds the collectors' start.
-const profileAttachTimeout = 90 * time.Second
+// Profiling a round.
+const (
+	// profileAttachTimeout bounds the collectors' start.
+	profileAttachTimeout = 90 * time.Second
+	// profileSettle is left between the collectors' start and the round:
+	// right after it the profiler loads the target's symbols.
+	profileSettle = time.Second
+	// profileStopTimeout bounds writing the profile after SIGINT.
+	profileStopTimeout = 2 * time.Minute
+)
 
-// profileDuring runs `tailgate profile` (runProfile, in-process) on pid
-// into dir, runs round once the collectors are attached, then stops the
-// profile. A profile that cannot start is a reason, not an error: the
-// demo goes on without profiles.
+// profileDuring runs `tailgate profile --go` on pid into dir in a child
+// process of this same binary, runs round once the collectors are
+// attached, then stops the profile with SIGINT (it then writes its files).
+// A child process, because the profiler decodes and writes every event:
+// in this process it would take the Go scheduler from the load generator,
+// whose late sends would make the profiled round invalid. A profile that
+// cannot start is a reason, not an error: the demo goes on without it.
 func profileDuring(ctx context.Context, pid int, dir string, log io.Writer, round func(context.Context) (*experiment.Measured, error)) (*experiment.Measured, string, error) {
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Sprintf("find the tailgate binary to profile with: %v", err), nil
+	}
 	sig := &lineSignal{prefix: "profiling pid", ready: make(chan struct{}), log: log}
+	cmd := exec.Command(self, "profile", "--pid", strconv.Itoa(pid), "--duration", "1h", "--out", dir, "--go", "--best-effort")
+	cmd.Stdout, cmd.Stderr = sig, log
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Sprintf("start tailgate profile: %v", err), nil
+	}
 	errc := make(chan error, 1)
-	go func() {
-		errc <- runProfile(pctx, []string{"--pid", strconv.Itoa(pid), "--duration", "1h", "--out", dir, "--go", "--best-effort"}, sig, log, os.Getenv)
-	}()
+	go func() { errc <- cmd.Wait() }()
+	stop := func(timeout time.Duration) error {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(timeout):
+			cmd.Process.Kill()
+			<-errc
+			return fmt.Errorf("did not stop within %s after SIGINT; killed", timeout)
+		}
+	}
 	select {
 	case <-sig.ready:
 	case err := <-errc:
 		if err == nil {
-			err = errors.New("stopped before attaching")
+			err = errors.New("exited before attaching")
 		}
-		return nil, fmt.Sprintf("the eBPF collectors did not start: %v", err), nil
+		return nil, fmt.Sprintf("the eBPF collectors did not start: %v (%s)", err, lastLine(sig.text())), nil
 	case <-time.After(profileAttachTimeout):
-		cancel()
-		<-errc
+		stop(5 * time.Second)
 		return nil, fmt.Sprintf("the eBPF collectors did not attach within %s", profileAttachTimeout), nil
 	case <-ctx.Done():
+		stop(5 * time.Second)
 		return nil, "", ctx.Err()
 	}
+	select {
+	case <-time.After(profileSettle):
+	case <-ctx.Done():
+	}
 	m, err := round(ctx)
-	cancel()
-	perr := <-errc
+	perr := stop(profileStopTimeout)
 	if err != nil {
 		return nil, "", err
 	}
@@ -976,13 +1024,27 @@ func profileDuring(ctx context.Context, pid int, dir string, log io.Writer, roun
 	return m, "", nil
 }
 
+func (l *lineSignal) text() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
 // demoSoak starts the all-fixes service alone (with its neighbours) and
 // soaks it. It returns the result, or why there is none.
 func demoSoak(ctx context.Context, deps demoDeps, o *demoOptions, r *rules.Rules, fixes []string, stdout, stderr io.Writer) (*experiment.SoakResult, string, error) {
 	dir := filepath.Join(o.out, "soak")
 	const arm = "soak"
 	fo := experiment.FleetOptions{Repo: o.repo, LogDir: dir, Progress: stderr, AttackerPriority: o.priority,
-		Warmup: o.armWarmup, RoundDuration: o.soakWindow, RoundWarmup: -1}
+		Warmup: o.armWarmup, RoundDuration: o.soakWindow, RoundWarmup: o.leadIn}
+	if o.leadIn == 0 {
+		fo.RoundWarmup = -1
+	}
 	if o.armWarmup == 0 {
 		fo.Warmup = -1
 	}
@@ -1004,6 +1066,9 @@ func demoSoak(ctx context.Context, deps demoDeps, o *demoOptions, r *rules.Rules
 	res.Rate = r.Load.Rate.PerSecond()
 	res.Notes = append(res.Notes, fleet.Notes()...)
 	res.Notes = append(res.Notes, "fixes: "+experiment.VariantName(fixes))
+	if o.leadIn > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("demo: each window follows an unrecorded %s lead-in (tailgate soak runs its windows back to back)", o.leadIn))
+	}
 	if err := writeJSON(filepath.Join(dir, "soak.json"), res); err != nil {
 		return nil, "", fmt.Errorf("demo: %w", err)
 	}

@@ -546,3 +546,27 @@ func TestReadmeSampleComment(t *testing.T) {
 		t.Errorf("README.md's sample comment differs from internal/report/testdata/comment.golden.md; copy the golden file between the markers")
 	}
 }
+
+func TestDemoDryRun(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	o, err := parseDemoFlags([]string{"--dry-run", "--out", out}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDemo{euid: 1000}
+	var stdout bytes.Buffer
+	if err := demo(context.Background(), o, fd.deps(), &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if len(fd.fleets) != 0 {
+		t.Errorf("a dry run started %d fleets", len(fd.fleets))
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dry run created %s", out)
+	}
+	for _, want := range []string{"10 variants", "experiment", "total", "profiles: none: not root", `neighbour "pageout" not started`} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("dry run output lacks %q:\n%s", want, stdout.String())
+		}
+	}
+}
