@@ -706,16 +706,25 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 		if err != nil {
 			return err
 		}
+		in.SoakUnavailable = why
 		if soak != nil {
 			rec.Verdicts["soak"] = string(soak.Verdict)
-			in.Soak = reportSoak(soak, all)
+			bad := 0
 			for _, w := range soak.Windows {
 				if !w.Valid {
+					bad++
 					rec.Invalid = append(rec.Invalid, fmt.Sprintf("soak window %d: %v", w.Index+1, w.Invalid))
 				}
 			}
+			if bad == 0 {
+				in.Soak = reportSoak(soak, all)
+			} else {
+				// The report's soak has no validity per window: rather
+				// than show invalid windows as evidence, say so.
+				in.SoakUnavailable = fmt.Sprintf("the soak is INVALID, not evidence: %d of %d windows invalid (first: %s); its windows are in soak/soak.json",
+					bad, len(soak.Windows), firstInvalid(soak))
+			}
 		}
-		in.SoakUnavailable = why
 		done(phaseSoak)
 	} else {
 		in.SoakUnavailable = "skipped (--soak 0)"
@@ -1077,6 +1086,15 @@ func demoSoak(ctx context.Context, deps demoDeps, o *demoOptions, r *rules.Rules
 		return nil, "", fmt.Errorf("demo: soak: %w", runErr)
 	}
 	return res, "", nil
+}
+
+func firstInvalid(s *experiment.SoakResult) string {
+	for _, w := range s.Windows {
+		if !w.Valid {
+			return strings.Join(w.Invalid, "; ")
+		}
+	}
+	return ""
 }
 
 // reportSoak converts a soak result for internal/report: window starts as

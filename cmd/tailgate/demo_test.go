@@ -393,6 +393,32 @@ func TestDemoInvalidNeverPasses(t *testing.T) {
 	}
 }
 
+// TestDemoInvalidSoak: a soak with invalid windows is not shown as
+// evidence; the reports say it is invalid.
+func TestDemoInvalidSoak(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	o, err := parseDemoFlags(fastDemoArgs(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := &fakeDemo{lagFirst: "soak"}
+	var stdout, stderr bytes.Buffer
+	err = demo(context.Background(), o, fd.deps(), &stdout, &stderr)
+	if exitCode(err) != ExitError {
+		t.Fatalf("err = %v (exit %d), want exit 1", err, exitCode(err))
+	}
+	var m struct{ Unavailable map[string]string }
+	b, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
+	json.Unmarshal(b, &m)
+	if !strings.Contains(m.Unavailable["soak"], "INVALID") {
+		t.Errorf("manifest unavailable = %v, want the soak called invalid", m.Unavailable)
+	}
+	cum, _ := os.ReadFile(filepath.Join(out, "cumulative.md"))
+	if !strings.Contains(string(cum), "INVALID") {
+		t.Errorf("cumulative.md does not say the soak is invalid:\n%s", cum)
+	}
+}
+
 // TestDemoNotRoot: without root there are no profiles, the reports say
 // why, and everything else runs.
 func TestDemoNotRoot(t *testing.T) {
