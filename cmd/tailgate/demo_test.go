@@ -391,6 +391,9 @@ func TestDemoInvalidNeverPasses(t *testing.T) {
 	if !strings.Contains(strings.ToLower(string(comment)), "invalid") {
 		t.Errorf("comment.md does not say invalid:\n%s", comment)
 	}
+	if !strings.Contains(string(comment), "against the SLO of 25.0 ms") {
+		t.Errorf("comment.md does not state the rule's SLO for a gate stopped at its first round:\n%s", comment)
+	}
 }
 
 // TestDemoInvalidSoak: a soak with invalid windows is not shown as
