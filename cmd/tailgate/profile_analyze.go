@@ -265,7 +265,7 @@ func writeBreakdown(w io.Writer, cl *tail.Classification, variant string) {
 		for _, st := range c.TopStacks {
 			// The evidence's overlap with the requests, before overlapping
 			// evidence is resolved: it can exceed the contributor's time.
-			fmt.Fprintf(w, "     %v overlap in %d events: %s\n", roundDur(st.Time), st.Count, shortStack(st.Frames, 6))
+			fmt.Fprintf(w, "     %v overlap in %d events: %s\n", roundDur(st.Time), st.Count, shortStack(st.Frames, 3))
 		}
 	}
 }
@@ -317,9 +317,9 @@ func roundDur(d time.Duration) time.Duration {
 }
 
 // shortStack renders a root-first stack for one line: the leaf-most
-// application frame with its n-1 callers, then the leaf (runtime, sync,
-// kernel frames between them elided), so a lock wait reads
-// "...;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.gopark".
+// application frame with up to n-1 callers, then up to n leaf frames
+// (what it waited in), with "..." where frames are left out, e.g.
+// "...;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.goparkunlock;runtime.gopark".
 func shortStack(frames []string, n int) string {
 	if len(frames) == 0 {
 		return "(no stack)"
@@ -331,21 +331,23 @@ func shortStack(frames []string, n int) string {
 			break
 		}
 	}
-	if app < 0 || app == len(frames)-1 {
-		if len(frames) <= n {
+	if app < 0 || len(frames) <= 2*n {
+		if len(frames) <= 2*n {
 			return strings.Join(frames, ";")
 		}
-		return "...;" + strings.Join(frames[len(frames)-n:], ";")
+		return "...;" + strings.Join(frames[len(frames)-2*n:], ";")
 	}
+	var parts []string
 	lo := max(0, app-(n-1))
-	parts := append([]string(nil), frames[lo:app+1]...)
 	if lo > 0 {
-		parts = append([]string{"..."}, parts...)
-	}
-	if app+1 < len(frames)-1 {
 		parts = append(parts, "...")
 	}
-	return strings.Join(append(parts, frames[len(frames)-1]), ";")
+	parts = append(parts, frames[lo:app+1]...)
+	leaf := max(app+1, len(frames)-n)
+	if leaf > app+1 {
+		parts = append(parts, "...")
+	}
+	return strings.Join(append(parts, frames[leaf:]...), ";")
 }
 
 // isAppFrame reports whether a frame is the program's own code rather

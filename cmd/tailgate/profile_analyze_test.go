@@ -405,21 +405,23 @@ func TestProfileAnalyzeErrors(t *testing.T) {
 }
 
 func TestShortStack(t *testing.T) {
+	lockWait := []string{"runtime.goexit", "net/http.(*conn).serve", "bidder.(*Bidder).serveBid", "bidder.(*Bidder).auction", "bidder.(*GlobalLedger).TrySpend",
+		"sync.(*Mutex).Lock", "internal/sync.(*Mutex).lockSlow", "runtime.semacquire1", "runtime.goparkunlock", "runtime.gopark"}
+	fault := []string{"bidder", "runtime.goexit", "net/http.(*conn).serve", "bidder.(*Bidder).serveBid", "bidder.(*Bidder).auction",
+		"asm_exc_page_fault_[k]", "exc_page_fault_[k]", "handle_mm_fault_[k]", "filemap_fault_[k]", "folio_wait_bit_common_[k]"}
 	for _, tc := range []struct {
 		frames []string
 		want   string
 	}{
 		{nil, "(no stack)"},
 		{[]string{"main.main", "main.work"}, "main.main;main.work"},
-		{[]string{"runtime.goexit", "net/http.(*conn).serve", "bidder.(*Bidder).serveBid", "bidder.(*Bidder).auction", "bidder.(*GlobalLedger).TrySpend",
-			"sync.(*Mutex).Lock", "internal/sync.(*Mutex).lockSlow", "runtime.gopark"},
-			"...;net/http.(*conn).serve;bidder.(*Bidder).serveBid;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.gopark"},
+		{lockWait, "...;bidder.(*Bidder).serveBid;bidder.(*Bidder).auction;bidder.(*GlobalLedger).TrySpend;...;runtime.semacquire1;runtime.goparkunlock;runtime.gopark"},
+		{fault, "...;net/http.(*conn).serve;bidder.(*Bidder).serveBid;bidder.(*Bidder).auction;...;handle_mm_fault_[k];filemap_fault_[k];folio_wait_bit_common_[k]"},
 		{[]string{"main.f", "main.g", "runtime.mallocgc"}, "main.f;main.g;runtime.mallocgc"},
-		{[]string{"a_[k]", "b_[k]", "c_[k]", "d_[k]"}, "a_[k];b_[k];c_[k];d_[k]"},
-		{[]string{"a_[k]", "b_[k]", "c_[k]", "d_[k]", "e_[k]"}, "...;b_[k];c_[k];d_[k];e_[k]"},
+		{[]string{"a_[k]", "b_[k]", "c_[k]", "d_[k]", "e_[k]", "f_[k]", "g_[k]"}, "...;b_[k];c_[k];d_[k];e_[k];f_[k];g_[k]"},
 	} {
-		if got := shortStack(tc.frames, 4); got != tc.want {
-			t.Errorf("shortStack(%q) = %q, want %q", tc.frames, got, tc.want)
+		if got := shortStack(tc.frames, 3); got != tc.want {
+			t.Errorf("shortStack(%q)\n got %q\nwant %q", tc.frames, got, tc.want)
 		}
 	}
 }
