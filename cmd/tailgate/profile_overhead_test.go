@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,15 +27,19 @@ import (
 	"github.com/tailgate-ci/tailgate/internal/load"
 )
 
-// TestProfileOverheadBidder measures what the kernel collectors cost the
+// TestProfileOverheadBidder measures what the collectors cost the
 // bidder: rounds at the default rules' rate (300/s) with every collector
 // on and off, interleaved ABBA on one host, reporting p50, p99, achieved
 // rate and bidder CPU per arm. It is a measurement, not a check, and takes
-// about TAILGATE_OVERHEAD_ROUNDS × 2 × 15 s, so it runs only with
+// about TAILGATE_OVERHEAD_ROUNDS × 4 × 17 s, so it runs only with
 // TAILGATE_OVERHEAD=1 (and root); TAILGATE_OVERHEAD_COLLECTORS picks the
-// collectors (default all) and TAILGATE_OVERHEAD_ROUNDS the ABBA pairs:
+// kernel collectors (default all), TAILGATE_OVERHEAD_GO=1 adds the Go
+// runtime uprobes (bpf/gort: GC, assists, park/ready, execute, ServeHTTP;
+// `tailgate profile --go`) to the "on" arm, and TAILGATE_OVERHEAD_ROUNDS
+// sets the ABBA pairs (default 2):
 //
 //	TAILGATE_OVERHEAD=1 go test ./cmd/tailgate -run ProfileOverhead -v -timeout 30m
+//	TAILGATE_OVERHEAD=1 TAILGATE_OVERHEAD_GO=1 go test ./cmd/tailgate -run ProfileOverhead -v -timeout 30m
 func TestProfileOverheadBidder(t *testing.T) {
 	if os.Getenv("TAILGATE_OVERHEAD") != "1" {
 		t.Skip("long measurement: set TAILGATE_OVERHEAD=1 to run")
@@ -103,10 +108,12 @@ func TestProfileOverheadBidder(t *testing.T) {
 		selfCPU  float64 // the `tailgate profile` process (event consumer) CPU seconds
 		events   uint64
 		perKind  map[bpf.Kind]uint64
+		goEvents map[string]uint64 // per bpf/gort kind
 		lost     uint64
 		invalids int
 	}
-	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}}}
+	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}, goEvents: map[string]uint64{}}}
+	withGo := os.Getenv("TAILGATE_OVERHEAD_GO") == "1"
 	collectorsFlag := os.Getenv("TAILGATE_OVERHEAD_COLLECTORS")
 	if collectorsFlag == "" {
 		collectorsFlag = "all"
@@ -126,8 +133,12 @@ func TestProfileOverheadBidder(t *testing.T) {
 			var prof *exec.Cmd
 			profDir := filepath.Join(dir, fmt.Sprintf("profile-%d-%d", p, len(order)))
 			if on {
-				prof = exec.Command(tailgate, "profile", "--pid", strconv.Itoa(srv.Process.Pid),
-					"--duration", (roundDur + 2*time.Second).String(), "--out", profDir, "--collectors", collectorsFlag)
+				args := []string{"profile", "--pid", strconv.Itoa(srv.Process.Pid),
+					"--duration", (roundDur + 2*time.Second).String(), "--out", profDir, "--collectors", collectorsFlag}
+				if withGo {
+					args = append(args, "--go")
+				}
+				prof = exec.Command(tailgate, args...)
 				prof.Stderr = os.Stderr
 				stdout, err := prof.StdoutPipe()
 				if err != nil {
@@ -173,6 +184,20 @@ func TestProfileOverheadBidder(t *testing.T) {
 					}
 				}
 				a.lost += sum.Decode + sum.Unread
+				if withGo {
+					if sum.Go == nil || len(sum.Go.Targets) == 0 {
+						t.Fatalf("TAILGATE_OVERHEAD_GO=1 but the Go probes did not attach: %+v", sum.Go)
+					}
+					for k, n := range sum.Go.Events {
+						a.goEvents[k] += n
+					}
+					for _, m := range []map[string]uint64{sum.Go.Lost, sum.Go.MapFull} {
+						for _, n := range m {
+							a.lost += n
+						}
+					}
+					a.lost += sum.Go.Decode + sum.Go.Unread
+				}
 				a.bpfCPU += sum.BPFCPUSec
 			}
 			if err := latency.Merge(a.hist, res.Hist); err != nil {
@@ -197,8 +222,8 @@ func TestProfileOverheadBidder(t *testing.T) {
 	}
 	off, on := arms[false], arms[true]
 	pct := func(x, y float64) float64 { return 100 * (y - x) / x }
-	t.Logf("%d ABBA pairs of %v rounds at %.0f/s (shared 2-core host):\n%s\n%s\ndelta: p50 %+.1f%% p99 %+.1f%% rate %+.2f%% bidder CPU %+.1f%%",
-		pairs, roundDur, rate, row("off", off), row("on", on),
+	t.Logf("%d ABBA pairs of %v rounds at %.0f/s (shared 2-core host), on = kernel collectors %s, Go uprobes %v:\n%s\n%s\ndelta: p50 %+.1f%% p99 %+.1f%% rate %+.2f%% bidder CPU %+.1f%%",
+		pairs, roundDur, rate, collectorsFlag, withGo, row("off", off), row("on", on),
 		pct(float64(latency.Quantile(off.hist, 0.5)), float64(latency.Quantile(on.hist, 0.5))),
 		pct(float64(latency.Quantile(off.hist, 0.99)), float64(latency.Quantile(on.hist, 0.99))),
 		pct(float64(off.reqs)/off.secs, float64(on.reqs)/on.secs),
@@ -206,6 +231,16 @@ func TestProfileOverheadBidder(t *testing.T) {
 	t.Logf("BPF programs: %.2f s CPU = %.2f%% of one CPU while on (all processes' events)", on.bpfCPU, 100*on.bpfCPU/on.secs)
 	for _, k := range bpf.AllKinds {
 		t.Logf("  %-9s %8.0f events/s", k, float64(on.perKind[k])/on.secs)
+	}
+	if withGo {
+		kinds := make([]string, 0, len(on.goEvents))
+		for k := range on.goEvents {
+			kinds = append(kinds, k)
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			t.Logf("  go %-9s %8.0f events/s", k, float64(on.goEvents[k])/on.secs)
+		}
 	}
 }
 

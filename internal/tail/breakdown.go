@@ -228,6 +228,35 @@ func (s Summary) Enrichment(c Component) float64 {
 	return 0
 }
 
+// Excess is component c's mean time per slow request minus its mean time
+// per fast request: what c adds to a slow request over a fast one, the
+// ranking key of contributors (Classify). Every request spends its own
+// work on-CPU, so on-CPU time ranks only by how much more of it slow
+// requests have. Negative when fast requests have more of c.
+func (s Summary) Excess(c Component) time.Duration {
+	return s.Slow.PerRequest(c) - s.Fast.PerRequest(c)
+}
+
+// TopExcess returns the components with time in slow requests and a
+// positive Excess, largest Excess first (ties: more slow time first, then
+// component order).
+func (s Summary) TopExcess() []Component {
+	var cs []Component
+	for c := Component(0); c < NumComponents; c++ {
+		if s.Slow.Time[c] > 0 && s.Excess(c) > 0 {
+			cs = append(cs, c)
+		}
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		a, b := cs[i], cs[j]
+		if ea, eb := s.Excess(a), s.Excess(b); ea != eb {
+			return ea > eb
+		}
+		return s.Slow.Time[a] > s.Slow.Time[b]
+	})
+	return cs
+}
+
 // Default quantiles of Summarize.
 const (
 	DefaultSlowQuantile = 0.99

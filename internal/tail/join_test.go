@@ -321,6 +321,17 @@ func TestSummarize(t *testing.T) {
 	if e := s.Enrichment(GCSTW); e != 0 {
 		t.Errorf("gc enrichment %v, want 0", e)
 	}
+	// Excess: slow on-CPU (99+20)/2 ms minus fast mean (1..50 ms) 25.5 ms;
+	// lock wait 80/2 ms minus 0. It ranks lock wait first, unlike Top.
+	if e := s.Excess(OnCPU); e != 34*time.Millisecond {
+		t.Errorf("on-CPU excess %v, want 34ms", e)
+	}
+	if e := s.Excess(LockWait); e != 40*time.Millisecond {
+		t.Errorf("lock excess %v, want 40ms", e)
+	}
+	if top := s.TopExcess(); len(top) != 2 || top[0] != LockWait || top[1] != OnCPU {
+		t.Errorf("slow top by excess %v, want [lock-wait on-cpu]", top)
+	}
 	st := s.SlowStacks[LockWait]
 	if len(st) != 2 || st[0].Time != 80*time.Millisecond || st[0].Count != 2 || !reflect.DeepEqual(st[0].Stack, []uint64{1, 2}) || st[1].Time != 40*time.Millisecond {
 		t.Errorf("lock stacks %+v", st)
