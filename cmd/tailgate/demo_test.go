@@ -394,6 +394,10 @@ func TestDemoInvalidNeverPasses(t *testing.T) {
 	if !strings.Contains(string(comment), "against the SLO of 25.0 ms") {
 		t.Errorf("comment.md does not state the rule's SLO for a gate stopped at its first round:\n%s", comment)
 	}
+	writeup, _ := os.ReadFile(filepath.Join(out, "writeup.html"))
+	if strings.Contains(string(writeup), "p0 of head") || strings.Contains(string(writeup), "SLO of 0 ms") {
+		t.Errorf("writeup.html states a p0 or a zero SLO for a gate stopped at its first round")
+	}
 }
 
 // TestDemoInvalidSoak: a soak with invalid windows is not shown as

@@ -176,11 +176,17 @@ func derive(in *Input) (*figures, error) {
 	var err error
 	if in.Gate != nil {
 		f.gate = in.Gate.Gate
-		if g := f.gate; g != nil && g.P99.SLO == 0 && g.Config.SLO > 0 {
+		if g := f.gate; g != nil && (g.P99.SLO == 0 || g.P99.Quantile == 0) && g.Config.SLO > 0 {
 			// A gate stopped by an invalid round before any evaluation
-			// leaves its p99 figures empty; the SLO is still the rule's.
+			// leaves its p99 figures empty; the SLO and the quantile are
+			// still the rule's.
 			c := *g
-			c.P99.SLO = g.Config.SLO
+			if c.P99.SLO == 0 {
+				c.P99.SLO = g.Config.SLO
+			}
+			if c.P99.Quantile == 0 {
+				c.P99.Quantile = g.Config.Quantile
+			}
 			f.gate = &c
 		}
 		if f.gateArms, err = arms(in.Gate); err != nil {
