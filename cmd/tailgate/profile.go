@@ -62,8 +62,9 @@ collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
   go.events.jsonl    with --go or --analyze: the Go-runtime events (GC
                      pauses, assists, parks with wait reasons, ServeHTTP
                      request windows, goroutine scheduling) of internal/tail.
-  proc/PID/maps      the target's executable mappings at the end, so the
-                     stacks can be symbolized after it exits.
+  proc/PID/maps      the target's mappings (at the start, again at the end
+                     if it still runs), so the stacks can be symbolized
+                     after it exits.
 
 --analyze then splits every request (the client windows of --windows, a
 'tailgate run' results directory or windows file, else the server-side

@@ -137,7 +137,7 @@ func readProfileInput(dir, windowsPath string, res *symbol.Resolver) (*profileIn
 			}
 		}
 		if n == 0 {
-			why := "it has no " + tail.GoEventsFile
+			why := tail.GoEventsFile + ` is missing or empty (summary.json "go" says whether the Go probes attached)`
 			if len(pd.Go) > 0 {
 				why = tail.GoEventsFile + " has no request (ServeHTTP) events: is the target a net/http server?"
 			}
