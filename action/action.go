@@ -73,6 +73,13 @@ type Inputs struct {
 	FailOn       string
 	AllowForkPRs bool
 	ArtifactsDir string
+	// Profiles is a directory of profile evidence written by an earlier
+	// step (`tailgate profile --analyze`: profiles.json, flame diff sets);
+	// "": none, the comment says why.
+	Profiles string
+	// Experiment is the result document of an earlier `tailgate
+	// experiment` (per-fix attribution); "": none.
+	Experiment string
 }
 
 // PullRequest is what the action needs from the event payload.
@@ -306,6 +313,8 @@ func ReadInputs(getInput func(string) string) (Inputs, error) {
 		CommentMode:  getInput("comment-mode"),
 		FailOn:       getInput("fail-on"),
 		ArtifactsDir: getInput("artifacts-dir"),
+		Profiles:     getInput("profiles"),
+		Experiment:   getInput("experiment"),
 	}
 	if in.Rules == "" {
 		in.Rules = DefaultRules
@@ -333,6 +342,20 @@ func ReadInputs(getInput func(string) string) (Inputs, error) {
 		errs = append(errs, usagef("input rules: %s: %v", in.Rules, errors.Unwrap(err)))
 	} else if st.IsDir() {
 		errs = append(errs, usagef("input rules: %s is a directory, want a perf-rules YAML file", in.Rules))
+	}
+	if in.Profiles != "" {
+		if st, err := os.Stat(in.Profiles); err != nil {
+			errs = append(errs, usagef("input profiles: %s: %v", in.Profiles, errors.Unwrap(err)))
+		} else if !st.IsDir() {
+			errs = append(errs, usagef("input profiles: %s is not a directory (want the output directory of tailgate profile --analyze)", in.Profiles))
+		}
+	}
+	if in.Experiment != "" {
+		if st, err := os.Stat(in.Experiment); err != nil {
+			errs = append(errs, usagef("input experiment: %s: %v", in.Experiment, errors.Unwrap(err)))
+		} else if st.IsDir() {
+			errs = append(errs, usagef("input experiment: %s is a directory, want the result.json of tailgate experiment", in.Experiment))
+		}
 	}
 	if v := getInput("slo"); v != "" {
 		d, err := time.ParseDuration(v)

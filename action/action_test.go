@@ -98,7 +98,7 @@ func newHarness(t *testing.T, event map[string]any) *harness {
 // getenv is strict: reading a variable the test did not anticipate fails.
 func (h *harness) getenv(t *testing.T) Env {
 	known := map[string]bool{}
-	for _, k := range []string{"GITHUB_ACTION", "GITHUB_ACTION_PATH", "GITHUB_ACTION_REPOSITORY", "GITHUB_ACTOR", "GITHUB_ACTOR_ID", "GITHUB_BASE_REF", "GITHUB_ENV", "GITHUB_GRAPHQL_URL", "GITHUB_HEAD_REF", "GITHUB_JOB", "GITHUB_PATH", "GITHUB_REF", "GITHUB_REF_NAME", "GITHUB_REF_PROTECTED", "GITHUB_REF_TYPE", "GITHUB_REPOSITORY_OWNER", "GITHUB_RETENTION_DAYS", "GITHUB_RUN_ATTEMPT", "GITHUB_RUN_NUMBER", "GITHUB_SHA", "GITHUB_WORKFLOW", "INPUT_BASE-REF", "INPUT_HEAD-REF", "INPUT_COMMENT-MODE", "INPUT_ARTIFACTS-DIR", "INPUT_SLO", "INPUT_SOAK-DURATION", "INPUT_RATE", "INPUT_ROUNDS"} {
+	for _, k := range []string{"GITHUB_ACTION", "GITHUB_ACTION_PATH", "GITHUB_ACTION_REPOSITORY", "GITHUB_ACTOR", "GITHUB_ACTOR_ID", "GITHUB_BASE_REF", "GITHUB_ENV", "GITHUB_GRAPHQL_URL", "GITHUB_HEAD_REF", "GITHUB_JOB", "GITHUB_PATH", "GITHUB_REF", "GITHUB_REF_NAME", "GITHUB_REF_PROTECTED", "GITHUB_REF_TYPE", "GITHUB_REPOSITORY_OWNER", "GITHUB_RETENTION_DAYS", "GITHUB_RUN_ATTEMPT", "GITHUB_RUN_NUMBER", "GITHUB_SHA", "GITHUB_WORKFLOW", "INPUT_BASE-REF", "INPUT_HEAD-REF", "INPUT_COMMENT-MODE", "INPUT_ARTIFACTS-DIR", "INPUT_SLO", "INPUT_SOAK-DURATION", "INPUT_RATE", "INPUT_ROUNDS", "INPUT_PROFILES", "INPUT_EXPERIMENT"} {
 		known[k] = true
 	}
 	return func(k string) string {
@@ -234,6 +234,10 @@ func TestRefusals(t *testing.T) {
 		{"not a PR", prEvent(false), map[string]string{"GITHUB_EVENT_NAME": "push"}, `event "push" is not a pull request`},
 		{"fork on self-hosted", prEvent(true), nil, "refusing pull request #42 from fork mallory/bidder"},
 		{"bad rate", prEvent(false), map[string]string{"INPUT_RATE": "fast/s"}, `input rate: "fast/s"`},
+		{"profiles missing", prEvent(false), map[string]string{"INPUT_PROFILES": "/nonexistent/profiles"}, "input profiles: /nonexistent/profiles: no such file or directory"},
+		{"experiment missing", prEvent(false), map[string]string{"INPUT_EXPERIMENT": "/nonexistent/result.json"}, "input experiment: /nonexistent/result.json: no such file or directory"},
+		{"rules is a directory", prEvent(false), map[string]string{"INPUT_RULES": "/"}, "input rules: / is a directory"},
+		{"no pull_request object", map[string]any{"number": 42}, nil, "event payload has no pull_request object"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.event)
@@ -336,5 +340,21 @@ func TestEscapeMarkdown(t *testing.T) {
 	}
 	if !strings.Contains(got, "main.") || !strings.Contains(got, "Ledger") {
 		t.Errorf("escaping lost text: %q", got)
+	}
+}
+
+func TestEvidenceInputsReachThePipeline(t *testing.T) {
+	h := newHarness(t, prEvent(false))
+	prof := filepath.Join(h.dir, "profiles")
+	os.Mkdir(prof, 0o755)
+	exp := filepath.Join(h.dir, "experiment.json")
+	os.WriteFile(exp, []byte("{}"), 0o644)
+	h.env["INPUT_PROFILES"] = prof
+	h.env["INPUT_EXPERIMENT"] = exp
+	if code := h.run(t, &Outcome{Verdict: VerdictPass, Comment: "ok"}, nil); code != ExitPass {
+		t.Fatalf("exit = %d:\n%s", code, h.stdout.String())
+	}
+	if h.request.Inputs.Profiles != prof || h.request.Inputs.Experiment != exp {
+		t.Fatalf("request inputs = %+v", h.request.Inputs)
 	}
 }

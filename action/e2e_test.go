@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -163,6 +164,26 @@ func TestActEndToEnd(t *testing.T) {
 	gh.mu.Unlock()
 	if !strings.Contains(body, "<!-- tailgate:latency-gate -->") || !strings.Contains(strings.ToLower(body), verdict) {
 		t.Errorf("comment does not carry the marker and the verdict %q:\n%s", verdict, body)
+	}
+	// The comment carries every part issue 8 asks for, from the real gate
+	// result and the evidence inputs, with the hostile symbol escaped.
+	for _, want := range []string{"### Base vs head", "| p99.9 |", "### Slow-request contributors", "### Per-fix attribution",
+		"### Flame-graph diff: offcpu-head-vs-base", "flame/offcpu-head-vs-base-head-over-base.svg", "```mermaid"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("comment lacks %q:\n%s", want, body)
+		}
+	}
+	// Escaped means backslash-escaped for markdown (\< renders a literal <).
+	for _, bad := range []*regexp.Regexp{regexp.MustCompile(`(^|[^\\])<img`), regexp.MustCompile(`(^|[^\\])\[pwn(\\)?\]\(`)} {
+		if m := bad.FindString(body); m != "" {
+			t.Errorf("comment contains the unescaped %q:\n%s", m, body)
+		}
+	}
+	if !strings.Contains(body, "| numa |") || strings.Contains(body, "| runq |") {
+		t.Errorf("comment does not show exactly the top 4 of the 5 contributors:\n%s", body)
+	}
+	if !strings.Contains(log1, "offcpu-head-vs-base-head-over-base.svg") {
+		t.Errorf("the flame-graph SVG the comment links is not in the artifacts; log:\n%s", tail(log1, 80))
 	}
 
 	// Second run on the same PR: the comment is edited, not duplicated.
@@ -316,9 +337,13 @@ func writeE2EWorkflow(t *testing.T, example, dst string) {
 			"      - run: cp -a \"$TAILGATE_E2E_SRC/.\" \"$GITHUB_WORKSPACE/\"\n"},
 		{"      - uses: actions/setup-go@v5\n        with:\n          go-version-file: go.mod\n", "      - run: go version\n"},
 		{"uses: tailgate-ci/tailgate@v1", "uses: ./"},
-		{"rules: perf-rules/bidder.yaml", "rules: action/testdata/e2e/rules.yaml"},
+		// The evidence inputs carry profiles and attribution from earlier
+		// steps; testdata holds a fixed set, with a hostile symbol.
+		{"rules: perf-rules/bidder.yaml", "rules: action/testdata/e2e/rules.yaml\n" +
+			"          profiles: action/testdata/e2e/evidence/profiles\n" +
+			"          experiment: action/testdata/e2e/evidence/experiment.json"},
 		{"      - uses: actions/upload-artifact@v4\n        if: always()\n        with:\n          name: tailgate-report\n          path: tailgate-out\n",
-			"      - run: ls -R tailgate-out | head -50\n        if: always()\n" +
+			"      - run: ls -R tailgate-out | head -80\n        if: always()\n" +
 				"      - run: printf '%s' \"$OUTPUTS\" > \"$TAILGATE_E2E_OUTPUTS\"\n        if: always()\n        env:\n          OUTPUTS: ${{ toJSON(steps.tailgate.outputs) }}\n"},
 	} {
 		if !strings.Contains(s, r.old) {

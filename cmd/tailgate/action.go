@@ -73,7 +73,9 @@ func actionPipeline(ctx context.Context, req action.Request, stdout, stderr io.W
 		return nil, fmt.Errorf("gate result: %w", err)
 	}
 	rin := &report.Input{Gate: doc}
-	rin.Profiles.Unavailable = "the action does not profile yet: run `tailgate profile` / `tailgate analyze` for flame graphs"
+	if err := actionEvidence(in, rin); err != nil {
+		return nil, err
+	}
 	if in.Soak > 0 {
 		soakDir := filepath.Join(in.ArtifactsDir, "soak")
 		soakArgs := []string{"--rules", in.Rules, "--out", soakDir, "--repo", ".", "--duration", in.Soak.String()}
@@ -111,6 +113,42 @@ func actionPipeline(ctx context.Context, req action.Request, stdout, stderr io.W
 		Comment:    string(comment),
 		ReportPath: filepath.Join(reportDir, report.HTMLReport),
 	}, nil
+}
+
+// actionEvidence adds the evidence earlier workflow steps produced (inputs
+// profiles and experiment) to the report input, or says why there is none.
+func actionEvidence(in action.Inputs, rin *report.Input) error {
+	if in.Profiles == "" {
+		rin.Profiles.Unavailable = "no profile evidence given (input profiles: the output directory of an earlier `tailgate profile --analyze` step)"
+	} else {
+		p, err := report.LoadProfiles(in.Profiles)
+		if err != nil {
+			return fmt.Errorf("input profiles: %w", err)
+		}
+		rin.Profiles = p
+	}
+	if in.Experiment == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(in.Experiment)
+	if err != nil {
+		return fmt.Errorf("input experiment: %w", err)
+	}
+	d, err := experiment.ParseDocument(raw)
+	if err != nil {
+		return fmt.Errorf("input experiment: %s: %w", in.Experiment, err)
+	}
+	if d.Kind != experiment.KindExperiment {
+		return fmt.Errorf("input experiment: %s is a %q document, want the result of tailgate experiment", in.Experiment, d.Kind)
+	}
+	rin.Experiment = d
+	// The declared fixes give the attribution table its hypotheses.
+	if r, err := rules.Load(in.Rules); err == nil {
+		for _, f := range r.Fixes {
+			rin.Fixes = append(rin.Fixes, report.FixInfo{Name: f.Name, Contributor: f.Contributor, Hypothesis: f.Description})
+		}
+	}
+	return nil
 }
 
 // rulesUsePrebuilt reports whether the rules name a prebuilt service.bin
