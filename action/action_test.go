@@ -24,6 +24,7 @@ type recorder struct {
 	statuses     []map[string]any
 	comments     int
 	failComments bool
+	forbidAll    bool // every call: 403 Resource not accessible by integration
 }
 
 func (r *recorder) ServeHTTP(w http.ResponseWriter, q *http.Request) {
@@ -31,6 +32,9 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, q *http.Request) {
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, q.Method+" "+q.URL.Path)
 	switch {
+	case r.forbidAll:
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, `{"message":"Resource not accessible by integration"}`)
 	case strings.HasSuffix(q.URL.Path, "/comments") && r.failComments:
 		w.WriteHeader(http.StatusUnprocessableEntity)
 		io.WriteString(w, `{"message":"Validation Failed"}`)
@@ -204,6 +208,30 @@ func TestCommentFailureKeepsVerdict(t *testing.T) {
 	}
 	if !strings.Contains(h.stdout.String(), "could not post the PR comment") {
 		t.Fatalf("no warning:\n%s", h.stdout.String())
+	}
+}
+
+func TestTokenWithoutPermissionsKeepsVerdict(t *testing.T) {
+	// A token lacking pull-requests/statuses write: neither the comment
+	// nor the status can be written, yet the exit code and the outputs
+	// still carry the verdict, and the log says what failed.
+	h := newHarness(t, prEvent(false))
+	h.rec.forbidAll = true
+	code := h.run(t, &Outcome{Verdict: VerdictInconclusive, HeadP99: 12 * time.Millisecond, Comment: "c"}, nil)
+	if code != ExitInconclusive {
+		t.Fatalf("exit = %d, want %d:\n%s", code, ExitInconclusive, h.stdout.String())
+	}
+	outs := h.outputs(t)
+	if !strings.Contains(outs, "inconclusive") || !strings.Contains(outs, "12.00") {
+		t.Fatalf("outputs:\n%s", outs)
+	}
+	for _, want := range []string{"could not set the pending commit status", "could not post the PR comment (the verdict stands)", "could not set the commit status tailgate/latency", "Resource not accessible by integration"} {
+		if !strings.Contains(h.stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, h.stdout.String())
+		}
+	}
+	if strings.Contains(strings.ReplaceAll(h.stdout.String(), "::add-mask::ghs_supersecret", ""), "ghs_supersecret") {
+		t.Error("token printed")
 	}
 }
 
