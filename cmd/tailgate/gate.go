@@ -60,6 +60,7 @@ type liveFlags struct {
 	maxLag    time.Duration
 	priority  string
 	windows   bool
+	sharedNbs bool
 	slo       time.Duration
 	maxRounds int
 	set       map[string]bool
@@ -95,6 +96,7 @@ func (l *liveFlags) register(fs *flag.FlagSet, roundFlags bool) {
 	fs.Func("max-lag", "largest load-generator send lag of a valid round (default: gate.max_lag, 1ms); recorded", dur(&l.maxLag))
 	fs.StringVar(&l.priority, "attacker-priority", experiment.PriorityRealtime, "load generator threads once the services run: rt (SCHED_RR 1), nice (-19, and the session autogroup) or none; root")
 	fs.BoolVar(&l.windows, "windows", false, "also write every round's request windows (large)")
+	fs.BoolVar(&l.sharedNbs, "shared-neighbours", false, "keep every arm's neighbours running all the time (default: each arm's run only during its own warm-up and rounds)")
 }
 
 // parseLive parses args with fs and the shared flags.
@@ -179,7 +181,8 @@ func (l *liveFlags) seedOr(r *rules.Rules) int64 {
 }
 
 func (l *liveFlags) fleetOptions(out string, stderr io.Writer) experiment.FleetOptions {
-	o := experiment.FleetOptions{Repo: l.repo, LogDir: out, Rate: l.rate, Progress: stderr, AttackerPriority: l.priority}
+	o := experiment.FleetOptions{Repo: l.repo, LogDir: out, Rate: l.rate, Progress: stderr, AttackerPriority: l.priority,
+		SharedNeighbours: l.sharedNbs}
 	if l.set["warmup"] {
 		o.Warmup = l.warmup
 		if o.Warmup == 0 {
