@@ -205,10 +205,7 @@ func (f *figures) tableSection() *section {
 	}
 	for _, q := range TableQuantiles {
 		b, h := f.base.quantile(q), f.head.quantile(q)
-		change := "-"
-		if b.Value > 0 {
-			change = spct(float64(h.Value)/float64(b.Value) - 1)
-		}
+		change := quantileChange(b, h)
 		s.rows = append(s.rows, fmt.Sprintf("| %s | %s | %s | %s |", pctName(q), qci(b), qci(h), change))
 	}
 	s.rows = append(s.rows, fmt.Sprintf("| requests (valid rounds) | %d (%d) | %d (%d) | |",
@@ -225,6 +222,15 @@ func (f *figures) tableSection() *section {
 }
 
 func pct3(v float64) string { return fmt.Sprintf("%.3f%%", 100*v) }
+
+// quantileChange is head's change over base, or "-" when either side has
+// no samples (no valid rounds): a missing arm is not a -100% speed-up.
+func quantileChange(b, h quantileCI) string {
+	if b.Value <= 0 || h.Value <= 0 {
+		return "-"
+	}
+	return spct(float64(h.Value)/float64(b.Value) - 1)
+}
 
 func qci(q quantileCI) string {
 	if q.Value == 0 {

@@ -265,3 +265,38 @@ func TestCommentInvalidRun(t *testing.T) {
 		t.Error("write-up risks do not list the invalid rounds (capped)")
 	}
 }
+
+// TestNoValidHeadRoundsIsNotASpeedup: with every head round invalid the
+// base still has figures; the change column and the summary must not read
+// the empty head as a -100% change.
+func TestNoValidHeadRoundsIsNotASpeedup(t *testing.T) {
+	g, _ := fixtureDocs(t)
+	for i := range g.Rounds {
+		if g.Rounds[i].Arm == gate.ArmHead {
+			g.Rounds[i].Valid = false
+			g.Rounds[i].Invalid = []string{"attacker lagged 3ms behind the schedule"}
+		}
+	}
+	g.Gate.Verdict, g.Gate.Reasons = "invalid", []string{"no valid head rounds"}
+	in := &Input{Gate: g, Profiles: Profiles{Unavailable: "not root"}}
+	got, err := Comment(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	if err := Writeup(&b, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	var h strings.Builder
+	if err := HTML(&h, in); err != nil {
+		t.Fatal(err)
+	}
+	for name, doc := range map[string]string{"comment": got, "write-up": b.String(), "html": h.String()} {
+		if strings.Contains(doc, "-100.0%") {
+			t.Errorf("%s reads the empty head as -100%%:\n%s", name, doc)
+		}
+	}
+	if !strings.Contains(got, "| n/a | - |") {
+		t.Errorf("comment table lacks an n/a head with no change:\n%s", got)
+	}
+}

@@ -279,10 +279,7 @@ func (f *figures) tableView() *tableView {
 		Note: fmt.Sprintf("Intervals (%.0f%%): quantiles, distribution-free order-statistic bounds of the pooled valid rounds; rate, Student t over rounds; errors, Wilson.", 100*CIConfidence)}
 	for _, q := range TableQuantiles {
 		b, h := f.base.quantile(q), f.head.quantile(q)
-		change := "-"
-		if b.Value > 0 {
-			change = spct(float64(h.Value)/float64(b.Value) - 1)
-		}
+		change := quantileChange(b, h)
 		t.Rows = append(t.Rows, tableRow{pctName(q), qci(b), qci(h), change})
 	}
 	t.Rows = append(t.Rows, tableRow{"requests (valid rounds)", fmt.Sprintf("%d (%d)", f.base.Requests, f.base.Rounds), fmt.Sprintf("%d (%d)", f.head.Requests, f.head.Rounds), ""})
@@ -566,7 +563,7 @@ func (f *figures) summary(v *view) []string {
 	}
 	if f.base != nil && f.head != nil {
 		b, h := f.base.quantile(0.99), f.head.quantile(0.99)
-		if b.Value > 0 {
+		if b.Value > 0 && h.Value > 0 {
 			s = append(s, fmt.Sprintf("p99 moves from %s (%s) to %s (%s), %s.", ms(b.Value), f.baseLabel(), ms(h.Value), f.headLabel(), spct(float64(h.Value)/float64(b.Value)-1)))
 		}
 	}
