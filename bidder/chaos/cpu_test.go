@@ -55,6 +55,9 @@ func TestMain(m *testing.M) {
 	if path, ok := strings.CutPrefix(os.Getenv(childEnv), "map:"); ok {
 		os.Exit(mapperChild(path))
 	}
+	if path, ok := strings.CutPrefix(os.Getenv(childEnv), "retouch:"); ok {
+		os.Exit(retouchChild(path))
+	}
 	os.Exit(m.Run())
 }
 

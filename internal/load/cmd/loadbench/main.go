@@ -7,6 +7,10 @@
 //
 //	go run ./internal/load/cmd/loadbench [-duration 3s] [-wrk-conns 32] ...
 //
+//	go run ./internal/load/cmd/loadbench jitter [-duration 20s] [-hog] [-rt=false]
+//
+// jitter measures the host's wake-up lateness, the floor under any send lag.
+//
 // The handler runs in a child process (`loadbench serve`), so the load
 // generator and wrk hit the same server and neither shares a Go runtime
 // with it.
@@ -55,6 +59,9 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "serve" {
 		return serve(ctx, args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "jitter" {
+		return jitter(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
