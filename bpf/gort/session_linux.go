@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/tailgate-ci/tailgate/bpf/internal/ring"
 	"github.com/tailgate-ci/tailgate/internal/goprobe"
 )
 
@@ -303,55 +304,29 @@ func (s *Session) Events() <-chan Event { return s.events }
 func (s *Session) read() {
 	defer close(s.done)
 	defer close(s.events)
-	var rec ringbuf.Record
-	s.rd.SetDeadline(time.Now().Add(pollInterval))
-	for {
-		err := s.rd.ReadInto(&rec)
-		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// The kernel wakes the reader only in batches
-				// (wakeup_bytes); the deadline picks up the rest.
-				s.rd.SetDeadline(time.Now().Add(pollInterval))
-				continue
-			}
-			if errors.Is(err, ringbuf.ErrFlushed) {
-				s.mu.Lock()
-				stopping := s.stopping
-				s.mu.Unlock()
-				if stopping {
-					return
-				}
-				continue
-			}
-			if errors.Is(err, ringbuf.ErrClosed) {
-				return
-			}
-			s.mu.Lock()
-			s.stopErr = fmt.Errorf("read ring buffer: %w", err)
-			s.mu.Unlock()
-			return
-		}
-		ev, err := DecodeEvent(rec.RawSample)
-		if err != nil {
-			s.mu.Lock()
-			s.stats.Decode++
-			s.mu.Unlock()
-			continue
-		}
-		if ev.Kind == Block && ev.Reason < uint64(len(s.reasons)) {
+	decode := func(raw []byte) (Event, error) {
+		ev, err := DecodeEvent(raw)
+		if err == nil && ev.Kind == Block && ev.Reason < uint64(len(s.reasons)) {
 			ev.WaitReason = s.reasons[ev.Reason].Name
 		}
-		select {
-		case s.events <- ev:
-			s.mu.Lock()
-			s.stats.Events[ev.Kind]++
-			s.mu.Unlock()
-		case <-s.abort:
-			s.mu.Lock()
-			s.stats.Unread++
-			s.mu.Unlock()
-		}
+		return ev, err
 	}
+	err := ring.Pump(s.rd, pollInterval, s.events, s.abort, ring.Hooks[Event]{
+		Decode:       decode,
+		DecodeFailed: func() { s.locked(func() { s.stats.Decode++ }) },
+		Delivered:    func(ev Event) { s.locked(func() { s.stats.Events[ev.Kind]++ }) },
+		Unread:       func() { s.locked(func() { s.stats.Unread++ }) },
+		Stopping:     func() (b bool) { s.locked(func() { b = s.stopping }); return },
+	})
+	if err != nil {
+		s.locked(func() { s.stopErr = err })
+	}
+}
+
+func (s *Session) locked(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f()
 }
 
 // Stop detaches every probe, delivers the events still in the ring buffer,
