@@ -418,22 +418,9 @@ func prepareDemoOut(out string) error {
 
 // demoRules reads the rules and applies the demo's round sizes.
 func demoRules(o *demoOptions) (*rules.Rules, []byte, error) {
-	var (
-		r   *rules.Rules
-		raw []byte
-		err error
-	)
-	if o.rulesPath == "" {
-		raw = perfrules.Bidder
-		r, err = rules.Parse(perfrules.BidderName, raw)
-	} else {
-		if raw, err = os.ReadFile(o.rulesPath); err != nil {
-			return nil, nil, usageErrorf("demo: read rules: %v", err)
-		}
-		r, err = rules.Parse(o.rulesPath, raw)
-	}
+	r, raw, err := readRules("demo", o.rulesPath)
 	if err != nil {
-		return nil, nil, usageErrorf("demo: bad rules: %v", err)
+		return nil, nil, err
 	}
 	if len(r.FixNames()) == 0 {
 		return nil, nil, usageErrorf("demo: %s declares no fixes: the demo attributes the tail to them (add a fixes section)", r.Path)

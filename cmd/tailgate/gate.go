@@ -126,22 +126,9 @@ func parseLive(name string, fs *flag.FlagSet, l *liveFlags, args []string) error
 // loadLiveRules reads the rules (or the embedded default) and applies the
 // flag overrides; it returns the raw file for the results directory.
 func loadLiveRules(name string, l *liveFlags) (*rules.Rules, []byte, error) {
-	var (
-		r   *rules.Rules
-		raw []byte
-		err error
-	)
-	if l.rulesPath == "" {
-		raw = perfrules.Bidder
-		r, err = rules.Parse(perfrules.BidderName, raw)
-	} else {
-		if raw, err = os.ReadFile(l.rulesPath); err != nil {
-			return nil, nil, usageErrorf("%s: read rules: %v", name, err)
-		}
-		r, err = rules.Parse(l.rulesPath, raw)
-	}
+	r, raw, err := readRules(name, l.rulesPath)
 	if err != nil {
-		return nil, nil, usageErrorf("%s: bad rules: %v", name, err)
+		return nil, nil, err
 	}
 	if l.set["max-lag"] {
 		r.Gate.MaxLag = l.maxLag
@@ -371,4 +358,26 @@ func printRounds(w io.Writer, doc *experiment.Document) {
 			fmtUs(r.P50.Microseconds()), fmtUs(r.P99.Microseconds()), fmtUs(r.Max.Microseconds()), r.Errors, valid)
 	}
 	tw.Flush()
+}
+
+// readRules parses the perf-rules file at path, or the embedded default
+// (perf-rules/bidder.yaml) when path is empty, and returns it with its raw
+// bytes for the results directory. Errors name the command and the file.
+func readRules(cmd, path string) (*rules.Rules, []byte, error) {
+	if path == "" {
+		r, err := rules.Parse(perfrules.BidderName, perfrules.Bidder)
+		if err != nil {
+			return nil, nil, usageErrorf("%s: bad rules: %v", cmd, err)
+		}
+		return r, perfrules.Bidder, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, usageErrorf("%s: read rules: %v", cmd, err)
+	}
+	r, err := rules.Parse(path, raw)
+	if err != nil {
+		return nil, nil, usageErrorf("%s: bad rules: %v", cmd, err)
+	}
+	return r, raw, nil
 }

@@ -145,23 +145,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runOptions, error) {
 // loadRunRules returns the rules from --rules, or the embedded default, with
 // the flag overrides applied.
 func loadRunRules(o *runOptions) (*rules.Rules, []byte, error) {
-	var (
-		r   *rules.Rules
-		raw []byte
-		err error
-	)
-	if o.rulesPath == "" {
-		raw = perfrules.Bidder
-		r, err = rules.Parse(perfrules.BidderName, raw)
-	} else {
-		raw, err = os.ReadFile(o.rulesPath)
-		if err != nil {
-			return nil, nil, usageErrorf("run: read rules: %v", err)
-		}
-		r, err = rules.Parse(o.rulesPath, raw)
-	}
+	r, raw, err := readRules("run", o.rulesPath)
 	if err != nil {
-		return nil, nil, usageErrorf("run: bad rules: %v", err)
+		return nil, nil, err
 	}
 	if o.set["rate"] {
 		r.Load.Rate = rules.Rate(o.rate)
