@@ -337,6 +337,7 @@ type profileWriter struct {
 	bufs   map[bpf.Kind]*bufio.Writer
 	folds  map[bpf.Kind]map[rawStack]*rawFold
 	primed map[uint32]bool
+	line   []byte // the event being encoded, reused
 
 	// Set before finish: the CLOCK_MONOTONIC interval profiled and the
 	// Go collectors' summary (nil without them).
@@ -408,35 +409,112 @@ type jsonEvent struct {
 	Status *uint32 `json:"status,omitempty"`
 }
 
-func hexStack(pcs []uint64) []string {
-	out := make([]string, len(pcs))
-	for i, pc := range pcs {
-		out[i] = "0x" + strconv.FormatUint(pc, 16)
+// appendJSONEvent appends e as one line of KIND.events.jsonl: exactly what
+// json.Marshal of the jsonEvent above gives (TestAppendJSONEventMatches
+// Marshal holds it to that), without reflection or a string per address;
+// it is the consumer's per-event cost (BenchmarkProfileConsume).
+func appendJSONEvent(b []byte, e *bpf.Event) []byte {
+	u := func(b []byte, key string, v uint64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		return strconv.AppendUint(b, v, 10)
 	}
-	return out
-}
-
-func toJSONEvent(e *bpf.Event) jsonEvent {
-	j := jsonEvent{
-		Kind: e.Kind.String(), TsNs: e.TsNs, DurNs: e.DurNs, PID: e.PID, TID: e.TID, CPU: e.CPU, Comm: e.Comm,
-		UStack: hexStack(e.UserStack), KStack: hexStack(e.KernelStack),
-		UStackErr: e.UserStackErr, KStackErr: e.KernelStackErr,
+	i := func(b []byte, key string, v int64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		return strconv.AppendInt(b, v, 10)
+	}
+	hex := func(b []byte, v uint64) []byte {
+		b = append(b, '"', '0', 'x')
+		b = strconv.AppendUint(b, v, 16)
+		return append(b, '"')
+	}
+	stack := func(b []byte, key string, pcs []uint64) []byte {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':', '[')
+		for n, pc := range pcs {
+			if n > 0 {
+				b = append(b, ',')
+			}
+			b = hex(b, pc)
+		}
+		return append(b, ']')
+	}
+	flag := func(b []byte, key string, v bool) []byte {
+		b = append(b, ',', '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		return strconv.AppendBool(b, v)
+	}
+	b = append(b, `{"kind":`...)
+	b = appendJSONString(b, e.Kind.String())
+	b = u(b, "ts_ns", e.TsNs)
+	b = u(b, "dur_ns", e.DurNs)
+	b = u(b, "pid", uint64(e.PID))
+	b = u(b, "tid", uint64(e.TID))
+	b = u(b, "cpu", uint64(e.CPU))
+	b = append(b, `,"comm":`...)
+	b = appendJSONString(b, e.Comm)
+	b = stack(b, "ustack", e.UserStack)
+	b = stack(b, "kstack", e.KernelStack)
+	if e.UserStackErr != 0 {
+		b = i(b, "ustack_err", int64(e.UserStackErr))
+	}
+	if e.KernelStackErr != 0 {
+		b = i(b, "kstack_err", int64(e.KernelStackErr))
 	}
 	switch e.Kind {
 	case bpf.OffCPU:
-		j.State, j.Preempted = &e.State, &e.Preempted
+		b = u(b, "state", uint64(e.State))
+		b = flag(b, "preempted", e.Preempted)
 	case bpf.RunQueue:
-		j.Preempted, j.PrevTID = &e.Preempted, &e.PrevTID
+		b = flag(b, "preempted", e.Preempted)
+		b = u(b, "prev_tid", uint64(e.PrevTID))
 	case bpf.Futex:
-		j.UAddr, j.FutexOp, j.FutexRet = "0x"+strconv.FormatUint(e.UAddr, 16), &e.FutexOp, &e.FutexRet
+		b = append(b, `,"uaddr":`...)
+		b = hex(b, e.UAddr)
+		b = u(b, "futex_op", uint64(e.FutexOp))
+		b = i(b, "futex_ret", e.FutexRet)
 	case bpf.PageFault:
-		j.Addr, j.ErrorCode, j.Major, j.NoStart = "0x"+strconv.FormatUint(e.Addr, 16), &e.ErrorCode, &e.Major, e.NoStart
+		b = append(b, `,"addr":`...)
+		b = hex(b, e.Addr)
+		b = u(b, "error_code", e.ErrorCode)
+		b = flag(b, "major", e.Major)
+		if e.NoStart {
+			b = flag(b, "no_start", true)
+		}
 	case bpf.NUMAMigrate:
-		j.FromCPU, j.ToCPU, j.FromNode, j.ToNode, j.How = &e.FromCPU, &e.ToCPU, &e.FromNode, &e.ToNode, &e.NUMAHow
+		b = u(b, "from_cpu", uint64(e.FromCPU))
+		b = u(b, "to_cpu", uint64(e.ToCPU))
+		b = u(b, "from_node", uint64(e.FromNode))
+		b = u(b, "to_node", uint64(e.ToNode))
+		b = u(b, "how", uint64(e.NUMAHow))
 	case bpf.BlockIO:
-		j.Sector, j.Bytes, j.Dev, j.Op, j.Status = &e.Sector, &e.Bytes, &e.Dev, &e.Op, &e.Status
+		b = u(b, "sector", e.Sector)
+		b = u(b, "bytes", uint64(e.Bytes))
+		b = u(b, "dev", uint64(e.Dev))
+		b = u(b, "op", uint64(e.Op))
+		b = u(b, "status", uint64(e.Status))
 	}
-	return j
+	return append(b, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json does (HTML-safe
+// escapes, invalid UTF-8 as U+FFFD); plain printable ASCII, the usual
+// thread name, takes the short way.
+func appendJSONString(b []byte, s string) []byte {
+	for k := 0; k < len(s); k++ {
+		if c := s[k]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // foldUnit is the unit of a kind's folded values.
@@ -483,13 +561,8 @@ func (w *profileWriter) consume(events <-chan bpf.Event) error {
 			firstErr = err
 			continue
 		}
-		line, err := json.Marshal(toJSONEvent(&e))
-		if err != nil {
-			firstErr = fmt.Errorf("encode %s event: %w", e.Kind, err)
-			continue
-		}
-		bw.Write(line)
-		bw.WriteByte('\n')
+		w.line = append(appendJSONEvent(w.line[:0], &e), '\n')
+		bw.Write(w.line)
 
 		m := w.folds[e.Kind]
 		if m == nil {

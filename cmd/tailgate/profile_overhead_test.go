@@ -109,6 +109,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 		secs     float64
 		cpu      float64 // bidder CPU seconds
 		bpfCPU   float64 // BPF programs' CPU seconds (kernel statistics)
+		progs    map[string]programCost
 		selfCPU  float64 // the `tailgate profile` process (event consumer) CPU seconds
 		events   uint64
 		perKind  map[bpf.Kind]uint64
@@ -116,7 +117,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 		lost     uint64
 		invalids int
 	}
-	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}, goEvents: map[string]uint64{}}}
+	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}, goEvents: map[string]uint64{}, progs: map[string]programCost{}}}
 	withGo := os.Getenv("TAILGATE_OVERHEAD_GO") == "1"
 	collectorsFlag := os.Getenv("TAILGATE_OVERHEAD_COLLECTORS")
 	if collectorsFlag == "" {
@@ -203,6 +204,12 @@ func TestProfileOverheadBidder(t *testing.T) {
 					a.lost += sum.Go.Decode + sum.Go.Unread
 				}
 				a.bpfCPU += sum.BPFCPUSec
+				for name, c := range sum.BPFPrograms {
+					pc := a.progs[name]
+					pc.Runs += c.Runs
+					pc.RuntimeNs += c.RuntimeNs
+					a.progs[name] = pc
+				}
 			}
 			if err := latency.Merge(a.hist, res.Hist); err != nil {
 				t.Fatal(err)
@@ -235,6 +242,19 @@ func TestProfileOverheadBidder(t *testing.T) {
 	t.Logf("BPF programs: %.2f s CPU = %.2f%% of one CPU while on (all processes' events)", on.bpfCPU, 100*on.bpfCPU/on.secs)
 	for _, k := range bpf.AllKinds {
 		t.Logf("  %-9s %8.0f events/s", k, float64(on.perKind[k])/on.secs)
+	}
+	names := make([]string, 0, len(on.progs))
+	for name := range on.progs {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return on.progs[names[i]].RuntimeNs > on.progs[names[j]].RuntimeNs })
+	for _, name := range names {
+		c := on.progs[name]
+		if c.Runs == 0 {
+			continue
+		}
+		t.Logf("  prog %-28s %9.0f runs/s %7.0f ns/run %5.2f%% of a CPU", name, float64(c.Runs)/on.secs,
+			float64(c.RuntimeNs)/float64(c.Runs), 100*float64(c.RuntimeNs)/1e9/on.secs)
 	}
 	if withGo {
 		kinds := make([]string, 0, len(on.goEvents))
