@@ -223,8 +223,8 @@ const (
 func demoBudget(o *demoOptions, variants int, profiles bool) []demoPhase {
 	round := o.leadIn + o.round
 	ph := []demoPhase{
-		{Name: phaseBuild, Estimate: demoBuildCost + time.Duration(variants)*(demoStartCost+o.armWarmup),
-			What: fmt.Sprintf("build, then %d services × (start ~%s + warm-up %s)", variants, demoStartCost, o.armWarmup)},
+		{Name: phaseBuild, Estimate: demoBuildCost + time.Duration(variants)*(demoStartCost+o.armWarmup) + experiment.DefaultHostProbe,
+			What: fmt.Sprintf("build, then %d services × (start ~%s + warm-up %s), host wake-up floor %s", variants, demoStartCost, o.armWarmup, experiment.DefaultHostProbe)},
 		{Name: phaseExperiment, Estimate: time.Duration(variants*o.blocks) * round,
 			What: fmt.Sprintf("%d variants × %d blocks × %s rounds", variants, o.blocks, round)},
 	}
@@ -237,7 +237,7 @@ func demoBudget(o *demoOptions, variants int, profiles bool) []demoPhase {
 		What: fmt.Sprintf("at most %d rounds (%d–%d base/head pairs + %d A/A pairs) × %s", gateRounds, o.gateMin, o.gateMax, o.gateAA, round)})
 	if o.soak > 0 {
 		windows := int(o.soak / o.soakWindow)
-		ph = append(ph, demoPhase{Name: phaseSoak, Estimate: demoStartCost + o.armWarmup + o.soak + time.Duration(windows)*o.leadIn,
+		ph = append(ph, demoPhase{Name: phaseSoak, Estimate: demoStartCost + o.armWarmup + experiment.DefaultHostProbe + o.soak + time.Duration(windows)*o.leadIn,
 			What: fmt.Sprintf("one service, %d windows of %s (each after a %s lead-in)", windows, o.soakWindow, o.leadIn)})
 	}
 	ph = append(ph, demoPhase{Name: phaseReport, Estimate: demoReportCost, What: "comment, HTML, notes, cumulative, write-up and PDF"})

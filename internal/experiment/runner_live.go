@@ -93,8 +93,17 @@ type FleetOptions struct {
 	// SharedNeighbours keeps every arm's neighbours running all the time
 	// instead of only during the arm's own warm-up and rounds.
 	SharedNeighbours bool
-	Progress         io.Writer
+	// HostProbe is how long the fleet, once every arm is up and idle,
+	// measures the host's wake-up floor (load.ProbeWakeups, recorded in
+	// Notes); 0 means DefaultHostProbe, negative none.
+	HostProbe time.Duration
+	Progress  io.Writer
 }
+
+// DefaultHostProbe is FleetOptions.HostProbe's default: 3,000 wake-ups at
+// 1 ms, enough to see a floor above a 1 ms max-lag rule on most hosts that
+// have one, short against a gate's minutes.
+const DefaultHostProbe = 3 * time.Second
 
 // Fleet is the running arms of a live gate, experiment or soak; it
 // implements Driver.
@@ -267,6 +276,23 @@ func StartFleet(ctx context.Context, r *rules.Rules, arms []ArmSpec, o FleetOpti
 	}
 	f.notes = append(f.notes, fmt.Sprintf("rounds: %s lead-in + %s measured at %.6g/s; valid rounds need max lag <= %s, error rate <= %g",
 		o.RoundWarmup, o.RoundDuration, o.Rate, r.Gate.Lag(), r.ErrorRate()))
+	if o.HostProbe >= 0 {
+		d := o.HostProbe
+		if d == 0 {
+			d = DefaultHostProbe
+		}
+		logf(o.Progress, "host: measuring the wake-up floor for %s (every arm idle)", d)
+		st, err := load.ProbeWakeups(ctx, d, time.Millisecond, r.Gate.Lag(), f.raiseRT)
+		if err != nil {
+			if ctx.Err() != nil {
+				return f, ctx.Err()
+			}
+			f.notes = append(f.notes, fmt.Sprintf("host wake-up floor not measured: %v", err))
+		} else {
+			logf(o.Progress, "host: %s", st.String())
+			f.notes = append(f.notes, st.Note())
+		}
+	}
 	return f, nil
 }
 

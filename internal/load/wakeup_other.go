@@ -1,0 +1,14 @@
+//go:build !linux
+
+package load
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ProbeWakeups needs Linux (clock_nanosleep, SCHED_RR).
+func ProbeWakeups(context.Context, time.Duration, time.Duration, time.Duration, bool) (WakeupStats, error) {
+	return WakeupStats{}, errors.New("probe wake-ups: needs Linux")
+}
