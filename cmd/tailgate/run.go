@@ -376,6 +376,7 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		return nil
 	}
 	rr.raisePriority(sum)
+	rr.probeHost(ctx, sum)
 	for i := 1; i <= l.Rounds; i++ {
 		if i > 1 && rr.raised {
 			// Threads the Go runtime started since run at the default
@@ -460,6 +461,21 @@ func (rr *roundRunner) raisePriority(sum *runSummary) {
 		fmt.Fprintln(rr.stderr, note)
 	}
 	sum.Attacker = note
+}
+
+// probeHost measures the host's wake-up floor beside the running service
+// and its neighbours (load.ProbeWakeups, as the gate's fleet does), at the
+// load generator's priority, and records it: when it is above the max-lag
+// rule, invalid rounds are the host's doing.
+func (rr *roundRunner) probeHost(ctx context.Context, sum *runSummary) {
+	realtime := rr.raised && rr.priority != experiment.PriorityNice
+	st, err := load.ProbeWakeups(ctx, experiment.DefaultHostProbe, time.Millisecond, load.DefaultMaxLag, realtime)
+	if err != nil {
+		sum.Host = fmt.Sprintf("host wake-up floor not measured: %v", err)
+	} else {
+		sum.Host = st.Note()
+	}
+	fmt.Fprintln(rr.stderr, sum.Host)
 }
 
 func (rr *roundRunner) restorePriority() {
@@ -610,7 +626,9 @@ type runSummary struct {
 	Service serviceSummary `json:"service"`
 	Load    loadSummary    `json:"load"`
 	// Attacker is the load generator's priority (--attacker-priority).
-	Attacker string    `json:"attacker,omitempty"`
+	Attacker string `json:"attacker,omitempty"`
+	// Host is the host's wake-up floor, measured before the rounds.
+	Host     string    `json:"host_floor,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	// Valid is false when any round was invalid, the service or a
