@@ -242,6 +242,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if !clockSupported {
 		return nil, ErrNotSupported
 	}
+	growFDTable() // once per process: see fdtable_linux.go
 	iv := interval(cfg.Rate)
 	// Hit k (0-based) is due at (k+1)·iv after began, never at 0, so the
 	// measured window is (Warmup, Warmup+Duration]: hits k = first..total-1

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package load
+
+func growFDTable() int { return 0 }
