@@ -539,6 +539,7 @@ func (rr *roundRunner) recordRound(sum *runSummary, i int, base string, res *loa
 		Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Codes: map[string]int64{},
 		TargetRate: v.TargetRate, AchievedRate: v.AchievedRate, ErrorRate: v.ErrorRate,
 		MaxLagUs: v.MaxLag.Microseconds(), LateRequests: v.LateRequests,
+		HostMaxLateUs: v.HostMaxLate.Microseconds(), HostLate: v.HostLate, HostWakeups: v.HostWakeups,
 		Start: res.Start.UTC(), End: res.End.UTC(), StartMono: res.StartMono, EndMono: res.EndMono,
 		Latency:     quantiles(res.Hist),
 		Uncorrected: quantiles(res.Uncorrected),
@@ -695,10 +696,16 @@ type roundSummary struct {
 	ErrorRate    float64          `json:"error_rate"`
 	MaxLagUs     int64            `json:"max_lag_us"`
 	LateRequests int64            `json:"late_requests"`
-	Start        time.Time        `json:"start"`
-	End          time.Time        `json:"end"`
-	StartMono    int64            `json:"start_monotonic_ns"`
-	EndMono      int64            `json:"end_monotonic_ns"`
+	// A bare sleeper beside the load generator (1 ms ticks, its priority):
+	// its latest wake-up, and how many of its wake-ups were later than the
+	// max lag. Send lag it shares is the host's.
+	HostMaxLateUs int64     `json:"host_max_late_us"`
+	HostLate      int64     `json:"host_late_wakeups"`
+	HostWakeups   int64     `json:"host_wakeups"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	StartMono     int64     `json:"start_monotonic_ns"`
+	EndMono       int64     `json:"end_monotonic_ns"`
 	// Latency is coordinated-omission corrected (from the intended send
 	// time); Uncorrected is from the actual send, for comparison only.
 	Latency     latencySummary `json:"latency"`

@@ -147,6 +147,13 @@ type Validity struct {
 	AchievedRate float64       // requests sent per second during the measured window
 	TargetRate   float64       // the schedule's rate (1/interval)
 	ErrorRate    float64       // errors / measured requests
+	// A bare sleeper woke every 1 ms beside the load generator during the
+	// measured window (at its priority): HostWakeups times, the latest
+	// HostMaxLate late, HostLate of them later than MaxLag. Send lag that
+	// it shares is the host's timers and scheduling, not the generator's.
+	HostWakeups int64
+	HostMaxLate time.Duration
+	HostLate    int64
 }
 
 // Result is one round's outcome. Hist holds the corrected latencies in µs
@@ -272,13 +279,32 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.closeOutputs()
 		return nil, err
 	}
+	probe := startHostProbe(ctx)
 	err := r.attack(ctx)
 	r.bounds()
+	r.hostWakeups(probe.finish())
 	if cerr := r.closeOutputs(); err == nil {
 		err = cerr
 	}
 	r.validity()
 	return r.res, err
+}
+
+// hostWakeups keeps what the bare sleeper beside the round saw during the
+// measured window: how late the host itself woke a thread while the
+// load generator sent (Validity.HostMaxLate).
+func (r *runner) hostWakeups(ws []wakeup) {
+	v := &r.res.Validity
+	for _, w := range ws {
+		if w.at <= r.res.StartMono || w.at > r.res.EndMono {
+			continue
+		}
+		v.HostWakeups++
+		v.HostMaxLate = max(v.HostMaxLate, w.late)
+		if w.late > r.cfg.MaxLag {
+			v.HostLate++
+		}
+	}
 }
 
 // runner is the state of one Run; everything but pacer is touched only by
@@ -568,8 +594,13 @@ func (r *runner) validity() {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("%d of %d scheduled requests were never sent", v.Omitted, r.expected))
 	}
 	if v.MaxLag > cfg.MaxLag {
-		v.Reasons = append(v.Reasons, fmt.Sprintf("attacker lagged: max send lag %v > %v (%d of %d requests late)",
-			v.MaxLag.Round(time.Microsecond), cfg.MaxLag, r.late, rs.Requests))
+		reason := fmt.Sprintf("attacker lagged: max send lag %v > %v (%d of %d requests late)",
+			v.MaxLag.Round(time.Microsecond), cfg.MaxLag, r.late, rs.Requests)
+		if v.HostWakeups > 0 {
+			reason += fmt.Sprintf("; a bare sleeper beside it woke up to %v late (%d of %d wake-ups > %v)",
+				v.HostMaxLate.Round(time.Microsecond), v.HostLate, v.HostWakeups, cfg.MaxLag)
+		}
+		v.Reasons = append(v.Reasons, reason)
 	}
 	if ratio := v.AchievedRate / v.TargetRate; ratio < cfg.MinRateRatio {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("achieved rate %.1f/s is %.1f%% of the target %.1f/s (< %.0f%%)",

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -93,6 +94,11 @@ func TestRunWritesWindowsAndVegetaResults(t *testing.T) {
 	}
 	if res.Interval != 5*time.Millisecond || res.EndMono-res.StartMono != int64(time.Second) {
 		t.Errorf("interval %v, window %d ns", res.Interval, res.EndMono-res.StartMono)
+	}
+	// The bare sleeper beside the round wakes every 1 ms: about 1000
+	// times in the 1 s window (none skipped, none outside it).
+	if runtime.GOOS == "linux" && (res.Validity.HostWakeups < 900 || res.Validity.HostWakeups > 1000) {
+		t.Errorf("host sleeper woke %d times in the 1 s window, want ~1000", res.Validity.HostWakeups)
 	}
 	// The last scheduled hit is due at EndMono; the run ends after it.
 	if res.StartMono < before || res.EndMono > after {
@@ -270,6 +276,10 @@ func TestHonestAttacker(t *testing.T) {
 				if !hasReason(v, want) {
 					t.Errorf("reasons %q lack %q", v.Reasons, want)
 				}
+			}
+			// The lag reason says how the host's own wake-ups fared.
+			if runtime.GOOS == "linux" && !hasReason(v, "a bare sleeper beside it woke up to") {
+				t.Errorf("lag reason lacks the host sleeper: %q", v.Reasons)
 			}
 			if v.AchievedRate >= 0.99*v.TargetRate {
 				t.Errorf("achieved %v of target %v", v.AchievedRate, v.TargetRate)

@@ -5,6 +5,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 	"unsafe"
@@ -21,13 +22,38 @@ func ProbeWakeups(ctx context.Context, dur, period, limit time.Duration, realtim
 	if dur <= 0 || period <= 0 || period > dur {
 		return WakeupStats{}, fmt.Errorf("probe wake-ups: want 0 < period (%v) <= duration (%v)", period, dur)
 	}
+	ws, err := sleepToDeadlines(ctx, nil, dur, period, realtime)
+	if err != nil {
+		return WakeupStats{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return WakeupStats{}, err
+	}
+	lag := make([]time.Duration, len(ws))
+	for i, w := range ws {
+		lag[i] = w.late
+	}
+	st := summarizeWakeups(lag, limit)
+	st.Period, st.Duration, st.Realtime = period, dur, realtime
+	return st, nil
+}
+
+// wakeup is one deadline (CLOCK_MONOTONIC ns) and how late it was met.
+type wakeup struct {
+	at   int64
+	late time.Duration
+}
+
+// sleepToDeadlines sleeps to t0 + k·period on a locked thread until dur
+// has passed (dur > 0), stop is closed or ctx ends.
+func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period time.Duration, realtime bool) ([]wakeup, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if realtime {
 		attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: 1, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
 		attr.Size = uint32(unsafe.Sizeof(attr))
 		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			return WakeupStats{}, fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR: %w (needs root or CAP_SYS_NICE)", err)
+			return nil, fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR: %w (needs root or CAP_SYS_NICE)", err)
 		}
 		defer func() { // the thread returns to the runtime's pool
 			attr := unix.SchedAttr{Policy: unix.SCHED_NORMAL}
@@ -37,11 +63,20 @@ func ProbeWakeups(ctx context.Context, dur, period, limit time.Duration, realtim
 	}
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return WakeupStats{}, err
+		return nil, err
 	}
-	next, end := ts.Nano(), ts.Nano()+int64(dur)
-	lag := make([]time.Duration, 0, int(dur/period)+1)
+	next := ts.Nano()
+	end := int64(math.MaxInt64)
+	if dur > 0 {
+		end = next + int64(dur)
+	}
+	out := make([]wakeup, 0, 4096)
 	for next+int64(period) <= end && ctx.Err() == nil {
+		select {
+		case <-stop:
+			return out, nil
+		default:
+		}
 		next += int64(period)
 		want := unix.NsecToTimespec(next)
 		for {
@@ -50,16 +85,46 @@ func ProbeWakeups(ctx context.Context, dur, period, limit time.Duration, realtim
 				break
 			}
 			if err != unix.EINTR {
-				return WakeupStats{}, fmt.Errorf("probe wake-ups: clock_nanosleep: %w", err)
+				return nil, fmt.Errorf("probe wake-ups: clock_nanosleep: %w", err)
 			}
 		}
 		unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-		lag = append(lag, time.Duration(ts.Nano()-next))
+		out = append(out, wakeup{at: next, late: time.Duration(ts.Nano() - next)})
 	}
-	if err := ctx.Err(); err != nil {
-		return WakeupStats{}, err
-	}
-	st := summarizeWakeups(lag, limit)
-	st.Period, st.Duration, st.Realtime = period, dur, realtime
-	return st, nil
+	return out, nil
+}
+
+// threadRealtime reports whether the calling thread runs SCHED_RR or
+// SCHED_FIFO (the load generator raised by tailgate).
+func threadRealtime() bool {
+	attr, err := unix.SchedGetAttr(0, 0)
+	return err == nil && (attr.Policy == unix.SCHED_RR || attr.Policy == unix.SCHED_FIFO)
+}
+
+// hostProbe runs a bare sleeper beside a round (startHostProbe): the
+// wake-ups it saw, collected when the round ends.
+type hostProbe struct {
+	stop chan struct{}
+	done chan []wakeup
+}
+
+// startHostProbe starts a sleeper at 1 ms, real-time when the caller's
+// thread is (falling back to the default policy if that is refused).
+func startHostProbe(ctx context.Context) *hostProbe {
+	p := &hostProbe{stop: make(chan struct{}), done: make(chan []wakeup, 1)}
+	rt := threadRealtime()
+	go func() {
+		ws, err := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, rt)
+		if err != nil && rt {
+			ws, _ = sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, false)
+		}
+		p.done <- ws
+	}()
+	return p
+}
+
+// finish stops the sleeper and returns its wake-ups.
+func (p *hostProbe) finish() []wakeup {
+	close(p.stop)
+	return <-p.done
 }

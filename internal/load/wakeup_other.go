@@ -12,3 +12,14 @@ import (
 func ProbeWakeups(context.Context, time.Duration, time.Duration, time.Duration, bool) (WakeupStats, error) {
 	return WakeupStats{}, errors.New("probe wake-ups: needs Linux")
 }
+
+type wakeup struct {
+	at   int64
+	late time.Duration
+}
+
+type hostProbe struct{}
+
+func startHostProbe(context.Context) *hostProbe { return nil }
+
+func (p *hostProbe) finish() []wakeup { return nil }
