@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"runtime"
 	"time"
 	"unsafe"
@@ -94,10 +95,13 @@ func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period tim
 	return out, nil
 }
 
-// threadRealtime reports whether the calling thread runs SCHED_RR or
-// SCHED_FIFO (the load generator raised by tailgate).
-func threadRealtime() bool {
-	attr, err := unix.SchedGetAttr(0, 0)
+// processRealtime reports whether this process's main thread runs
+// SCHED_RR or SCHED_FIFO: tailgate raises every thread of the load
+// generator, the main one included, so the sleeper beside a round then
+// runs real-time too. (The calling thread may be one the runtime started
+// since, at the default policy.)
+func processRealtime() bool {
+	attr, err := unix.SchedGetAttr(os.Getpid(), 0)
 	return err == nil && (attr.Policy == unix.SCHED_RR || attr.Policy == unix.SCHED_FIFO)
 }
 
@@ -108,11 +112,11 @@ type hostProbe struct {
 	done chan []wakeup
 }
 
-// startHostProbe starts a sleeper at 1 ms, real-time when the caller's
-// thread is (falling back to the default policy if that is refused).
+// startHostProbe starts a sleeper at 1 ms, real-time when the load
+// generator is (falling back to the default policy if that is refused).
 func startHostProbe(ctx context.Context) *hostProbe {
 	p := &hostProbe{stop: make(chan struct{}), done: make(chan []wakeup, 1)}
-	rt := threadRealtime()
+	rt := processRealtime()
 	go func() {
 		ws, err := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, rt)
 		if err != nil && rt {
