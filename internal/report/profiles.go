@@ -188,6 +188,10 @@ func globEscape(s string) string {
 	return strings.NewReplacer("*", "\\*", "?", "\\?", "[", "\\[").Replace(s)
 }
 
+// MaxDiffShare is the largest change, as a multiple of side A's total,
+// that a flame-graph diff row shows as a percentage (1000 %).
+const MaxDiffShare = 10
+
 // DiffFrom summarizes a flame.DiffProfile as a FlameDiff with its DiffTop
 // grown and shrunk functions (by inclusive value) and the SVGs drawn for it.
 func DiffFrom(name, aLabel, bLabel string, d *flame.DiffProfile, svgs []string) FlameDiff {
@@ -197,7 +201,11 @@ func DiffFrom(name, aLabel, bLabel string, d *flame.DiffProfile, svgs []string) 
 		out := make([]FrameChange, len(fs))
 		for i, x := range fs {
 			out[i] = FrameChange{Name: x.Name, A: x.TotalA, B: x.TotalB, Delta: x.Delta(), SelfDelta: x.SelfDelta()}
-			if total > 0 {
+			// A share of A's total only means something while A is a
+			// real comparison base: against a nearly empty A (a fast
+			// side with hardly any run-queue time) it would read
+			// "+338170%"; the A and B columns already say "0 → 0.23 ms".
+			if total > 0 && math.Abs(x.Delta()) <= MaxDiffShare*total {
 				out[i].Share = x.Delta() / total
 			}
 		}

@@ -177,3 +177,43 @@ func TestNotesEscapeHostileStrings(t *testing.T) {
 }
 
 var liveHTML = regexp.MustCompile(`(^|[^\\])(<!--|</details)`)
+
+// TestDiffShareNeedsABase: against a nearly empty side A the share of A's
+// total is not shown (it would read +100000%); against a real one it is.
+func TestDiffShareNeedsABase(t *testing.T) {
+	a, b := flame.New("ns"), flame.New("ns")
+	a.Add([]string{"main", "tiny"}, 10)
+	a.Add([]string{"main", "steady"}, 1e6)
+	b.Add([]string{"main", "tiny"}, 1e6)
+	b.Add([]string{"main", "steady"}, 1.5e6)
+	d, err := flame.Diff(a, b, flame.NormNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := DiffFrom("x", "a", "b", d, nil)
+	got := map[string]float64{}
+	for _, c := range fd.Grew {
+		got[c.Name] = c.Share
+	}
+	if s := got["steady"]; math.Abs(s-0.5e6/(1e6+10)) > 1e-9 {
+		t.Errorf("steady grew by half of A's total, share %v", s)
+	}
+	if s := got["tiny"]; math.Abs(s-(1e6-10)/(1e6+10)) > 1e-9 {
+		t.Errorf("tiny grew 100000-fold, but A as a whole is a real base: share %v, want %v", s, (1e6-10)/(1e6+10))
+	}
+	if s := got["main"]; math.Abs(s-(1.5e6-10)/(1e6+10)) > 1e-9 {
+		t.Errorf("main share %v", s)
+	}
+	a2, b2 := flame.New("ns"), flame.New("ns")
+	a2.Add([]string{"main", "x"}, 10)
+	b2.Add([]string{"main", "x"}, 1e6)
+	d2, err := flame.Diff(a2, b2, flame.NormNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range DiffFrom("y", "a", "b", d2, nil).Grew {
+		if c.Share != 0 {
+			t.Errorf("%s: share %v of a 10 ns side A shown", c.Name, c.Share)
+		}
+	}
+}

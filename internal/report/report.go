@@ -157,7 +157,7 @@ type FrameChange struct {
 	Name      string
 	A, B      float64 // inclusive value on each side (normalized)
 	Delta     float64 // B - A
-	Share     float64 // Delta over side A's total (0 when A is empty)
+	Share     float64 // Delta over side A's total (0 when A is empty, or Delta > MaxDiffShare × A's total)
 	SelfDelta float64 // exclusive change
 }
 
