@@ -207,18 +207,21 @@ func scrape(t *testing.T, url string) map[string]float64 {
 
 // liveRun is one profiled, loaded run of the bidder.
 type liveRun struct {
-	pid         int
-	windows     []load.Window
-	goEvents    []gort.Event
-	kernel      []bpf.Event
-	before      map[string]float64 // /metrics at the start of the load
-	after       map[string]float64 // and at its end
-	from, to    int64              // CLOCK_MONOTONIC: start of the first scrape, end of the last
-	goStats     gort.Stats
-	kernelStats bpf.Stats
-	res         *symbol.Resolver
-	result      *load.Result
-	alive       bool
+	pid      int
+	windows  []load.Window
+	goEvents []gort.Event
+	kernel   []bpf.Event
+	before   map[string]float64 // /metrics at the start of the load
+	after    map[string]float64 // and at its end
+	from, to int64              // CLOCK_MONOTONIC: start of the first scrape, end of the last
+	// fromIn and toIn: the end of the first scrape and the start of the
+	// last, inside which every event falls between the two snapshots.
+	fromIn, toIn int64
+	goStats      gort.Stats
+	kernelStats  bpf.Stats
+	res          *symbol.Resolver
+	result       *load.Result
+	alive        bool
 }
 
 // profileRun starts the bidder with fixes, attaches the Go and kernel
@@ -279,11 +282,13 @@ func profileRun(t *testing.T, fixes string, rate float64, dur time.Duration, ker
 	// whole attack, the same interval the probes cover.
 	r.from = monoNow()
 	r.before = scrape(t, url)
+	r.fromIn = monoNow()
 	r.result, err = load.Run(ctx, load.Config{Rate: rate, Duration: dur, Warmup: liveWarmup, Timeout: 5 * time.Second,
 		Targeter: targeter, Name: "tail-live", WindowsPath: windowsPath})
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
+	r.toIn = monoNow()
 	r.after = scrape(t, url)
 	r.to = monoNow()
 	r.res = symbol.NewResolver()
@@ -511,8 +516,10 @@ func rankOf(ranks []rankedComponent, name string) int {
 // GC pauses: /sched/pauses/total/gc:seconds records, for every GC
 // stop-the-world, the time from stopTheWorldWithSema's start to the `now`
 // passed to startTheWorldWithSema — what the STW events' AccountedEndNs
-// reads — so the pause count must match exactly and the total within
-// ±15 %. The bidder folds the runtime
+// reads — so the pause count must match exactly, up to pauses that fell
+// inside a /metrics request (before or after its snapshot: in CI a GC
+// during the first scrape once made it 89 against 88), and the total
+// within ±15 %. The bidder folds the runtime
 // histogram (buckets 1/16 of a power of two wide) into a sum of bucket
 // midpoints, a few percent of error at most.
 //
@@ -536,14 +543,17 @@ func rankOf(ranks []rankedComponent, name string) int {
 func crossCheck(t *testing.T, r *liveRun) {
 	t.Helper()
 	var stw time.Duration
-	var stwN int
+	var stwN, stwEdge int
 	var lock, lockSq float64
 	var parks int
 	for _, e := range r.goEvents {
 		switch {
-		case e.IsGCSTW() && int64(e.StartNs) >= r.from && int64(e.EndNs) <= r.to:
+		case e.IsGCSTW() && int64(e.StartNs) >= r.fromIn && int64(e.EndNs) <= r.toIn:
 			stw += e.AccountedDuration()
 			stwN++
+		case e.IsGCSTW() && int64(e.EndNs) >= r.from && int64(e.StartNs) <= r.to:
+			// During a scrape: before or after its snapshot, unknowable.
+			stwEdge++
 		case e.Kind == gort.Block && parkComponent(e.WaitReason) == LockWait && e.ReadyNs != 0 &&
 			int64(e.ReadyNs) >= r.from && int64(e.ReadyNs) <= r.to:
 			d := float64(e.ReadyNs-e.StartNs) / 1e9
@@ -555,10 +565,10 @@ func crossCheck(t *testing.T, r *liveRun) {
 	const pause = "go_sched_pauses_total_gc_seconds"
 	mCount := r.after[pause+"_count"] - r.before[pause+"_count"]
 	mSum := r.after[pause+"_sum"] - r.before[pause+"_sum"]
-	t.Logf("GC stop-the-world: uprobes %d pauses, %v; runtime/metrics %d pauses, %v",
-		stwN, stw, int(mCount), time.Duration(mSum*1e9))
-	if float64(stwN) != mCount {
-		t.Errorf("uprobes saw %d GC pauses, runtime/metrics counted %v", stwN, mCount)
+	t.Logf("GC stop-the-world: uprobes %d pauses (+%d during a scrape), %v; runtime/metrics %d pauses, %v",
+		stwN, stwEdge, stw, int(mCount), time.Duration(mSum*1e9))
+	if mCount < float64(stwN) || mCount > float64(stwN+stwEdge) {
+		t.Errorf("uprobes saw %d GC pauses between the snapshots (and %d during a scrape), runtime/metrics counted %v", stwN, stwEdge, mCount)
 	}
 	if mSum > 0 && math.Abs(stw.Seconds()-mSum) > 0.15*mSum {
 		t.Errorf("GC stop-the-world total: uprobes %v, runtime/metrics %v: more than 15%% apart", stw, time.Duration(mSum*1e9))
