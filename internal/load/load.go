@@ -154,6 +154,20 @@ type Validity struct {
 	HostWakeups int64
 	HostMaxLate time.Duration
 	HostLate    int64
+	// HostWitness is true when that sleeper ran SCHED_RR one priority
+	// above a real-time load generator, so that nothing of the generator
+	// could delay it: its late wake-ups are then stalls of the host
+	// (kernel, hypervisor), and the part of a send's lag that falls inside
+	// them is excused. OwnMaxLag is the largest part of a send's lag that
+	// is not (MaxLag when there is no witness): the round is invalid when
+	// it exceeds the max-lag rule. HostExcused counts the sends later than
+	// the rule that the host's stalls explain; their latency, measured
+	// from the intended send time, includes the stall (conservative).
+	HostWitness bool
+	OwnMaxLag   time.Duration
+	HostExcused int64
+	// Notes are caveats of a round that is valid nonetheless.
+	Notes []string
 }
 
 // Result is one round's outcome. Hist holds the corrected latencies in µs
@@ -282,7 +296,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	probe := startHostProbe(ctx)
 	err := r.attack(ctx)
 	r.bounds()
-	r.hostWakeups(probe.finish())
+	pr := probe.finish()
+	r.hostWakeups(pr.ws)
+	r.ownLag(pr)
 	if cerr := r.closeOutputs(); err == nil {
 		err = cerr
 	}
@@ -307,6 +323,73 @@ func (r *runner) hostWakeups(ws []wakeup) {
 	}
 }
 
+// maxLateKept bounds the late sends a round remembers for ownLag; later
+// ones are never excused.
+const maxLateKept = 1 << 16
+
+// lateSend is a measured request sent later than the max-lag rule
+// (CLOCK_MONOTONIC ns).
+type lateSend struct{ intended, sent int64 }
+
+// ownLag works out how much of each late send's lag the host's stalls
+// explain. A witness wake-up due at `at` and made `late` after it says the
+// host ran no thread of the witness's priority in [at, at+late]; the part
+// of a send's lag [intended, sent] outside every such interval is the load
+// generator's own. Without a witness nothing is excused.
+func (r *runner) ownLag(pr probeResult) {
+	v := &r.res.Validity
+	v.HostWitness = pr.witness
+	own := r.onTimeMax
+	if r.lateDropped > own {
+		own = r.lateDropped
+	}
+	stalls := mergeStalls(pr.ws)
+	for _, ls := range r.lateSends {
+		o := ls.sent - ls.intended
+		if pr.witness {
+			o -= covered(stalls, ls.intended, ls.sent)
+		}
+		if o <= int64(r.cfg.MaxLag) {
+			v.HostExcused++
+		}
+		own = max(own, o)
+	}
+	v.OwnMaxLag = time.Duration(own)
+}
+
+// minStall is the least lateness of a witness wake-up that counts as a
+// stall of the host: below it is the witness's ordinary wake-up latency
+// (tens of µs here), which excuses nothing.
+const minStall = 200 * time.Microsecond
+
+// mergeStalls turns wake-ups later than minStall into sorted, disjoint
+// intervals [at, at+late].
+func mergeStalls(ws []wakeup) [][2]int64 {
+	var out [][2]int64
+	for _, w := range ws {
+		if w.late <= minStall {
+			continue
+		}
+		a, b := w.at, w.at+int64(w.late)
+		if n := len(out); n > 0 && a <= out[n-1][1] {
+			out[n-1][1] = max(out[n-1][1], b)
+			continue
+		}
+		out = append(out, [2]int64{a, b})
+	}
+	return out
+}
+
+// covered is the length of [from, to] inside the sorted, disjoint stalls.
+func covered(stalls [][2]int64, from, to int64) int64 {
+	i := sort.Search(len(stalls), func(i int) bool { return stalls[i][1] > from })
+	var c int64
+	for ; i < len(stalls) && stalls[i][0] < to; i++ {
+		c += min(to, stalls[i][1]) - max(from, stalls[i][0])
+	}
+	return c
+}
+
 // runner is the state of one Run; everything but pacer is touched only by
 // Run's goroutine.
 type runner struct {
@@ -328,6 +411,11 @@ type runner struct {
 	maxLag  int64
 	late    int64
 	lastErr error
+	// For ownLag: the late sends (up to maxLateKept), the largest lag of
+	// one beyond that, and the largest lag of a send within the rule.
+	lateSends   []lateSend
+	lateDropped int64
+	onTimeMax   int64
 }
 
 func (r *runner) openOutputs() error {
@@ -512,6 +600,13 @@ func (r *runner) record(res *vegeta.Result) error {
 	}
 	if lag > int64(r.cfg.MaxLag) {
 		r.late++
+		if len(r.lateSends) < maxLateKept {
+			r.lateSends = append(r.lateSends, lateSend{intended: intended, sent: sent})
+		} else {
+			r.lateDropped = max(r.lateDropped, lag)
+		}
+	} else {
+		r.onTimeMax = max(r.onTimeMax, lag)
 	}
 	_ = r.lags.RecordValue(latency.Micros(time.Duration(lag))) // clamped: cannot fail
 	corrected := res.Latency
@@ -593,14 +688,32 @@ func (r *runner) validity() {
 	if v.Omitted > 0 {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("%d of %d scheduled requests were never sent", v.Omitted, r.expected))
 	}
-	if v.MaxLag > cfg.MaxLag {
+	host := ""
+	if v.HostWakeups > 0 {
+		who := "a bare sleeper"
+		if v.HostWitness {
+			who = "a bare SCHED_RR sleeper above the load generator"
+		}
+		host = fmt.Sprintf("%s woke up to %v late (%d of %d wake-ups > %v)",
+			who, v.HostMaxLate.Round(time.Microsecond), v.HostLate, v.HostWakeups, cfg.MaxLag)
+	}
+	switch {
+	case v.OwnMaxLag > cfg.MaxLag:
 		reason := fmt.Sprintf("attacker lagged: max send lag %v > %v (%d of %d requests late)",
 			v.MaxLag.Round(time.Microsecond), cfg.MaxLag, r.late, rs.Requests)
-		if v.HostWakeups > 0 {
-			reason += fmt.Sprintf("; a bare sleeper beside it woke up to %v late (%d of %d wake-ups > %v)",
-				v.HostMaxLate.Round(time.Microsecond), v.HostLate, v.HostWakeups, cfg.MaxLag)
+		if v.HostWitness && v.OwnMaxLag < v.MaxLag {
+			reason += fmt.Sprintf(", %v of it outside the host's stalls", v.OwnMaxLag.Round(time.Microsecond))
+		}
+		if host != "" {
+			reason += "; " + host
+			if !v.HostWitness {
+				reason += ", not a witness above the load generator, so none of the lag is excused"
+			}
 		}
 		v.Reasons = append(v.Reasons, reason)
+	case v.MaxLag > cfg.MaxLag:
+		v.Notes = append(v.Notes, fmt.Sprintf("host stalls: %d of %d requests sent more than %v late (up to %v), all inside stalls of the host: %s; the load generator's own lag stayed within %v; those requests' latency includes the stall",
+			r.late, rs.Requests, cfg.MaxLag, v.MaxLag.Round(time.Microsecond), host, v.OwnMaxLag.Round(time.Microsecond)))
 	}
 	if ratio := v.AchievedRate / v.TargetRate; ratio < cfg.MinRateRatio {
 		v.Reasons = append(v.Reasons, fmt.Sprintf("achieved rate %.1f/s is %.1f%% of the target %.1f/s (< %.0f%%)",

@@ -23,7 +23,11 @@ func ProbeWakeups(ctx context.Context, dur, period, limit time.Duration, realtim
 	if dur <= 0 || period <= 0 || period > dur {
 		return WakeupStats{}, fmt.Errorf("probe wake-ups: want 0 < period (%v) <= duration (%v)", period, dur)
 	}
-	ws, err := sleepToDeadlines(ctx, nil, dur, period, realtime)
+	prio := 0
+	if realtime {
+		prio = loadGeneratorRTPriority
+	}
+	ws, err := sleepToDeadlines(ctx, nil, dur, period, prio)
 	if err != nil {
 		return WakeupStats{}, err
 	}
@@ -45,16 +49,27 @@ type wakeup struct {
 	late time.Duration
 }
 
+// loadGeneratorRTPriority is the SCHED_RR priority tailgate raises its
+// load generator to (experiment.RaiseAttackerPriority); witnessRTPriority
+// the one of the sleeper beside a round, above it, so that no thread of
+// the load generator can delay the sleeper: only the kernel, the
+// hypervisor or a higher real-time task can.
+const (
+	loadGeneratorRTPriority = 1
+	witnessRTPriority       = 2
+)
+
 // sleepToDeadlines sleeps to t0 + k·period on a locked thread until dur
-// has passed (dur > 0), stop is closed or ctx ends.
-func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period time.Duration, realtime bool) ([]wakeup, error) {
+// has passed (dur > 0), stop is closed or ctx ends; as SCHED_RR at
+// rtPrio when that is > 0.
+func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period time.Duration, rtPrio int) ([]wakeup, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if realtime {
-		attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: 1, Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	if rtPrio > 0 {
+		attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(rtPrio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
 		attr.Size = uint32(unsafe.Sizeof(attr))
 		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			return nil, fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR: %w (needs root or CAP_SYS_NICE)", err)
+			return nil, fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR %d: %w (needs root or CAP_SYS_NICE)", rtPrio, err)
 		}
 		defer func() { // the thread returns to the runtime's pool
 			attr := unix.SchedAttr{Policy: unix.SCHED_NORMAL}
@@ -109,26 +124,38 @@ func processRealtime() bool {
 // wake-ups it saw, collected when the round ends.
 type hostProbe struct {
 	stop chan struct{}
-	done chan []wakeup
+	done chan probeResult
 }
 
-// startHostProbe starts a sleeper at 1 ms, real-time when the load
-// generator is (falling back to the default policy if that is refused).
+type probeResult struct {
+	ws      []wakeup
+	witness bool // ran SCHED_RR above a real-time load generator
+}
+
+// startHostProbe starts a sleeper at 1 ms. When the load generator runs
+// real-time, the sleeper runs real-time one priority above it: a witness
+// of the host's own stalls (falling back to the default policy, and no
+// witness, if that is refused).
 func startHostProbe(ctx context.Context) *hostProbe {
-	p := &hostProbe{stop: make(chan struct{}), done: make(chan []wakeup, 1)}
+	p := &hostProbe{stop: make(chan struct{}), done: make(chan probeResult, 1)}
 	rt := processRealtime()
 	go func() {
-		ws, err := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, rt)
-		if err != nil && rt {
-			ws, _ = sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, false)
+		prio := 0
+		if rt {
+			prio = witnessRTPriority
 		}
-		p.done <- ws
+		ws, err := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, prio)
+		if err != nil && rt {
+			rt = false
+			ws, _ = sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, 0)
+		}
+		p.done <- probeResult{ws: ws, witness: rt}
 	}()
 	return p
 }
 
 // finish stops the sleeper and returns its wake-ups.
-func (p *hostProbe) finish() []wakeup {
+func (p *hostProbe) finish() probeResult {
 	close(p.stop)
 	return <-p.done
 }

@@ -20,6 +20,11 @@ type wakeup struct {
 
 type hostProbe struct{}
 
+type probeResult struct {
+	ws      []wakeup
+	witness bool
+}
+
 func startHostProbe(context.Context) *hostProbe { return nil }
 
-func (p *hostProbe) finish() []wakeup { return nil }
+func (p *hostProbe) finish() probeResult { return probeResult{} }

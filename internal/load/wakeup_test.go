@@ -52,3 +52,55 @@ func TestProbeWakeups(t *testing.T) {
 		t.Error("cancelled probe returned no error")
 	}
 }
+
+// TestOwnLag: the part of a late send's lag inside the witness's stalls is
+// excused, the rest is the load generator's; without a witness nothing is.
+func TestOwnLag(t *testing.T) {
+	ms := int64(time.Millisecond)
+	// The witness: on time (30 µs: no stall) every ms, except a 20 ms stall due at
+	// 100 ms and a 3 ms one due at 200 ms that overlaps the next tick's.
+	var ws []wakeup
+	for at := int64(0); at < 300*ms; at += ms {
+		late := 30 * time.Microsecond
+		switch at {
+		case 100 * ms:
+			late = 20 * time.Millisecond
+		case 200 * ms:
+			late = 3 * time.Millisecond
+		case 201 * ms:
+			late = 2500 * time.Microsecond
+		}
+		ws = append(ws, wakeup{at: at, late: late})
+	}
+	if got := mergeStalls(ws[199:203]); len(got) != 1 || got[0] != [2]int64{200 * ms, 203*ms + 500_000} {
+		t.Errorf("merged stalls %v", got)
+	}
+	sends := []lateSend{
+		{intended: 101 * ms, sent: 120*ms + 400_000},         // inside the 20 ms stall, 0.4 ms after it: excused
+		{intended: 99*ms + 500_000, sent: 121*ms + 500_000},  // 0.5 ms before it and 1.5 ms after it: own 2 ms
+		{intended: 200*ms + 100_000, sent: 203*ms + 900_000}, // inside the merged 3.5 ms stall, 0.4 ms after: excused
+		{intended: 250 * ms, sent: 252*ms + 500_000},         // no stall, and 30 µs ticks are none: own 2.5 ms
+	}
+	run := func(witness bool) Validity {
+		r := &runner{cfg: Config{MaxLag: time.Millisecond}, res: &Result{}, lateSends: sends, onTimeMax: 800_000}
+		r.ownLag(probeResult{ws: ws, witness: witness})
+		return r.res.Validity
+	}
+	v := run(true)
+	if !v.HostWitness || v.HostExcused != 2 || v.OwnMaxLag != 2500*time.Microsecond {
+		t.Errorf("witness: excused %d, own max %v (want 2, 2.5ms)", v.HostExcused, v.OwnMaxLag)
+	}
+	if got := covered(mergeStalls(ws), sends[1].intended, sends[1].sent); got != 20*ms {
+		t.Errorf("covered %d, want 20 ms", got)
+	}
+	v = run(false)
+	if v.HostWitness || v.HostExcused != 0 || v.OwnMaxLag != 22*time.Millisecond {
+		t.Errorf("no witness: excused %d, own max %v (want 0, 22ms)", v.HostExcused, v.OwnMaxLag)
+	}
+	// Only sends within the rule: the largest of them.
+	r := &runner{cfg: Config{MaxLag: time.Millisecond}, res: &Result{}, onTimeMax: 800_000}
+	r.ownLag(probeResult{ws: ws, witness: true})
+	if r.res.Validity.OwnMaxLag != 800*time.Microsecond {
+		t.Errorf("no late sends: own max %v", r.res.Validity.OwnMaxLag)
+	}
+}
