@@ -540,6 +540,8 @@ func (rr *roundRunner) recordRound(sum *runSummary, i int, base string, res *loa
 		TargetRate: v.TargetRate, AchievedRate: v.AchievedRate, ErrorRate: v.ErrorRate,
 		MaxLagUs: v.MaxLag.Microseconds(), LateRequests: v.LateRequests,
 		HostMaxLateUs: v.HostMaxLate.Microseconds(), HostLate: v.HostLate, HostWakeups: v.HostWakeups,
+		HostWitness: v.HostWitness, OwnMaxLagUs: v.OwnMaxLag.Microseconds(), HostExcused: v.HostExcused,
+		Notes: append([]string(nil), v.Notes...),
 		Start: res.Start.UTC(), End: res.End.UTC(), StartMono: res.StartMono, EndMono: res.EndMono,
 		Latency:     quantiles(res.Hist),
 		Uncorrected: quantiles(res.Uncorrected),
@@ -699,13 +701,21 @@ type roundSummary struct {
 	// A bare sleeper beside the load generator (1 ms ticks, its priority):
 	// its latest wake-up, and how many of its wake-ups were later than the
 	// max lag. Send lag it shares is the host's.
-	HostMaxLateUs int64     `json:"host_max_late_us"`
-	HostLate      int64     `json:"host_late_wakeups"`
-	HostWakeups   int64     `json:"host_wakeups"`
-	Start         time.Time `json:"start"`
-	End           time.Time `json:"end"`
-	StartMono     int64     `json:"start_monotonic_ns"`
-	EndMono       int64     `json:"end_monotonic_ns"`
+	HostMaxLateUs int64 `json:"host_max_late_us"`
+	HostLate      int64 `json:"host_late_wakeups"`
+	HostWakeups   int64 `json:"host_wakeups"`
+	// With the sleeper a witness (SCHED_RR above a real-time load
+	// generator), send lag inside its stalls is the host's: own_max_lag_us
+	// is the largest part of a send's lag outside them (what the max-lag
+	// rule judges), host_excused the late sends the stalls explain.
+	HostWitness bool      `json:"host_witness"`
+	OwnMaxLagUs int64     `json:"own_max_lag_us"`
+	HostExcused int64     `json:"host_excused"`
+	Notes       []string  `json:"notes,omitempty"`
+	Start       time.Time `json:"start"`
+	End         time.Time `json:"end"`
+	StartMono   int64     `json:"start_monotonic_ns"`
+	EndMono     int64     `json:"end_monotonic_ns"`
 	// Latency is coordinated-omission corrected (from the intended send
 	// time); Uncorrected is from the actual send, for comparison only.
 	Latency     latencySummary `json:"latency"`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -28,7 +29,10 @@ type Measured struct {
 	Valid   bool
 	Invalid []string
 	// MaxLag is the load generator's largest send lag in the round.
-	MaxLag     time.Duration
+	MaxLag time.Duration
+	// Notes are caveats of a valid round (load.Validity.Notes: send lag
+	// that stalls of the host explain).
+	Notes      []string
 	Start, End time.Time
 }
 
@@ -119,8 +123,27 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 		res = gate.Evaluate(cfg, rounds)
 	}
 	doc.Gate = &res
+	if n := hostStallNote(doc.Rounds); n != "" {
+		doc.Notes = append(doc.Notes, n)
+	}
 	doc.Finished = time.Now().UTC()
 	return doc, nil
+}
+
+// hostStallNote says how many valid rounds sent requests late inside
+// stalls of the host (empty when none did): their latencies include those
+// stalls, which can only raise them.
+func hostStallNote(rounds []RoundRecord) string {
+	n := 0
+	for _, r := range rounds {
+		if r.Valid && len(r.Notes) > 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("host stalls: %d of %d rounds are valid although some requests went out more than the max lag late, because a real-time sleeper above the load generator was stalled over the same time (the generator's own lag stayed within the rule); those requests' latencies include the stall, which can only raise the figures (see each round's notes)", n, len(rounds))
 }
 
 // evaluateInvalid evaluates rounds that hold an invalid one and makes sure
@@ -158,6 +181,7 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 	}
 	r := gate.Round{Arm: s.Arm, Index: s.Index, Block: s.Block, Order: s.Order, Hist: m.Hist, Valid: m.Valid, Invalid: m.Invalid}
 	rec := RoundRecord{RoundSummary: summarize(r), Requests: m.Requests, Errors: m.Errors}
+	rec.Notes = m.Notes
 	if enc, err := latency.Encode(m.Hist); err == nil {
 		rec.Hist = enc
 	} else {
@@ -165,6 +189,9 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 	}
 	doc.Rounds = append(doc.Rounds, rec)
 	valid := "valid"
+	if len(m.Notes) > 0 {
+		valid = fmt.Sprintf("valid (%s)", strings.Join(m.Notes, "; "))
+	}
 	if !m.Valid {
 		valid = fmt.Sprintf("INVALID: %v", m.Invalid)
 	}
@@ -337,6 +364,9 @@ func RunExperiment(ctx context.Context, o ExperimentRun) (*ExperimentResult, err
 	}
 	if len(out.Invalid) > 0 {
 		doc.Notes = append(doc.Notes, fmt.Sprintf("INVALID: %d invalid rounds; the experiment is not evidence", len(out.Invalid)))
+	}
+	if n := hostStallNote(doc.Rounds); n != "" {
+		doc.Notes = append(doc.Notes, n)
 	}
 	return out, nil
 }

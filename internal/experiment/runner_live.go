@@ -395,7 +395,8 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 		return nil, err
 	}
 	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Valid: res.Validity.Valid,
-		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End}
+		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
+		Notes: append([]string(nil), res.Validity.Notes...)}
 	if err := a.svc.NeighbourErr(); err != nil {
 		m.Valid = false
 		m.Invalid = append(m.Invalid, firstLine(err.Error()))

@@ -3,6 +3,7 @@ package experiment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -21,6 +22,7 @@ type fakeDriver struct {
 	tail    map[string]time.Duration // the top 2 % of requests take this long
 	n       int
 	invalid map[int]bool // slot orders to mark invalid
+	stalled map[int]bool // slot orders valid with a host-stall note
 	calls   []Slot
 	service []string
 }
@@ -43,6 +45,9 @@ func (f *fakeDriver) Round(ctx context.Context, service string, s Slot) (*Measur
 	m := &Measured{Hist: h, Requests: int64(f.n), Valid: !f.invalid[s.Order]}
 	if !m.Valid {
 		m.Invalid = []string{"max lag 3ms > 1ms"}
+	}
+	if f.stalled[s.Order] {
+		m.Notes = []string{"host stalls: 3 of 2000 requests sent more than 1ms late"}
 	}
 	return m, nil
 }
@@ -154,6 +159,28 @@ func TestRunGateInvalidRound(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(doc.Gate.Reasons, " "), "lag") {
 		t.Fatalf("reasons do not say why: %v", doc.Gate.Reasons)
+	}
+}
+
+// TestRunGateHostStalls: rounds valid only because host stalls explain
+// their late sends keep their notes and the document says how many.
+func TestRunGateHostStalls(t *testing.T) {
+	f := &fakeDriver{n: 2000, stalled: map[int]bool{1: true, 3: true},
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 3, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict == gate.Invalid {
+		t.Fatalf("host-stall notes made the gate invalid: %v", doc.Gate.Reasons)
+	}
+	if len(doc.Rounds[1].Notes) != 1 || len(doc.Rounds[0].Notes) != 0 {
+		t.Errorf("round notes %q / %q", doc.Rounds[0].Notes, doc.Rounds[1].Notes)
+	}
+	want := fmt.Sprintf("host stalls: 2 of %d rounds", len(doc.Rounds))
+	if !strings.Contains(strings.Join(doc.Notes, "\n"), want) {
+		t.Errorf("document notes %q lack %q", doc.Notes, want)
 	}
 }
 

@@ -76,6 +76,7 @@ type SoakWindow struct {
 	MaxLag   time.Duration `json:"max_lag_ns"`
 	Valid    bool          `json:"valid"`
 	Invalid  []string      `json:"invalid,omitempty"`
+	Notes    []string      `json:"notes,omitempty"` // caveats of a valid window (host stalls)
 	Sample   *Sample       `json:"sample,omitempty"`
 	// Hist is the window's histogram (latency.Encode).
 	Hist string `json:"hist"`
@@ -167,7 +168,7 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 			}
 		}
 		w := SoakWindow{Index: i, Start: m.Start, End: m.End, Requests: m.Requests, Errors: m.Errors,
-			MaxLag: m.MaxLag, Valid: m.Valid, Invalid: m.Invalid}
+			MaxLag: m.MaxLag, Valid: m.Valid, Invalid: m.Invalid, Notes: m.Notes}
 		if m.Hist != nil && m.Hist.TotalCount() > 0 {
 			w.P50, w.P99, w.Max = latency.Quantile(m.Hist, 0.5), latency.Quantile(m.Hist, 0.99), latency.Max(m.Hist)
 		}
@@ -185,6 +186,9 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 		}
 		res.Windows = append(res.Windows, w)
 		valid := "valid"
+		if len(w.Notes) > 0 {
+			valid = "valid (host stalls)"
+		}
 		if !w.Valid {
 			valid = fmt.Sprintf("INVALID: %v", w.Invalid)
 		}
@@ -195,6 +199,15 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 		logf(o.Progress, "window %d/%d: %d requests, p50 %s, p99 %s%s, %s", i+1, n, w.Requests, fmtDur(w.P50), fmtDur(w.P99), rss, valid)
 	}
 	res.Finished = time.Now().UTC()
+	stalled := 0
+	for _, w := range res.Windows {
+		if w.Valid && len(w.Notes) > 0 {
+			stalled++
+		}
+	}
+	if stalled > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("host stalls: %d of %d windows are valid although some requests went out more than the max lag late, inside stalls of the host a real-time sleeper above the load generator shared; their latencies include the stall", stalled, len(res.Windows)))
+	}
 	if err := analyseSoak(res, o); err != nil {
 		return res, err
 	}

@@ -222,6 +222,9 @@ type RoundSummary struct {
 	Max     time.Duration `json:"max_ns"`
 	Valid   bool          `json:"valid"`
 	Invalid []string      `json:"invalid,omitempty"`
+	// Notes are caveats of a valid round, e.g. send lag that stalls of the
+	// host explain (the round's latencies include those stalls).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Result is the gate's verdict with its reasons and numbers.
