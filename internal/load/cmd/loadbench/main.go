@@ -34,6 +34,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		skipSearch = fs.Bool("skip-search", false, "only measure memory")
 		priority   = fs.String("attacker-priority", "none", "raise the load generator's threads once the handler runs, as tailgate gate: rt (SCHED_RR 1), nice (-19) or none; wrk and the handler keep the default")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the load generator (whole run) to this file")
+		traceOut   = fs.String("trace", "", "write a Go execution trace of the load generator (whole run) to this file (go tool trace)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,6 +102,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-attacker-priority %s: %w", *priority, err)
 		}
 		fmt.Fprintf(stdout, "# %s\n", note)
+	}
+	if *traceOut != "" {
+		tf, err := os.Create(*traceOut)
+		if err != nil {
+			return err
+		}
+		defer tf.Close()
+		if err := trace.Start(tf); err != nil {
+			return err
+		}
+		defer trace.Stop()
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
