@@ -124,7 +124,18 @@ type Event struct {
 	Dev    uint32 // BlockIO: major<<20 | minor
 	Op     uint32 // BlockIO: cmd_flags (low byte is the REQ_OP)
 	Status uint32 // BlockIO: blk_status_t at completion (0 = ok)
+	// InFault (BlockIO): issued inside a page fault of the same thread.
+	// The BPF program leaves such a request's user stack out, and the
+	// session gives it the fault event's (see faultJoin); when that event
+	// never comes, UserStackErr is ErrStackFaultNotSeen.
+	InFault bool
 }
+
+// ErrStackFaultNotSeen is the UserStackErr of a BlockIO event issued in a
+// page fault whose event never came (a minor fault under the minimum
+// duration, or a fault start left stale by an error): its user stack,
+// the fault's, is unknown.
+const ErrStackFaultNotSeen int32 = -2
 
 // Duration returns DurNs as a time.Duration.
 func (e *Event) Duration() time.Duration { return time.Duration(e.DurNs) }
@@ -205,7 +216,8 @@ func DecodeEvent(raw []byte) (Event, error) {
 		e.Bytes = uint32(arg1)
 		e.Dev = uint32(arg2)
 		e.Op = arg3
-		e.Status = flags
+		e.Status = flags & 0xff
+		e.InFault = flags&bioInFault != 0
 	}
 	return e, nil
 }

@@ -416,14 +416,37 @@ func (s *Session) AddPID(pid int) error {
 func (s *Session) read() {
 	defer close(s.done)
 	defer close(s.events)
-	err := ring.Pump(s.rd, pollInterval, s.events, s.abort, ring.Hooks[Event]{
-		Decode:       DecodeEvent,
-		DecodeFailed: func() { s.locked(func() { s.stats.Decode++ }) },
-		Delivered:    func(ev Event) { s.locked(func() { s.stats.Events[ev.Kind]++ }) },
-		Unread:       func() { s.locked(func() { s.unread++ }) },
-		Stopping:     func() (b bool) { s.locked(func() { b = s.stopping }); return },
-	})
-	if err != nil {
+	// The ring's events pass through a faultJoin (block requests issued
+	// in a page fault get the fault's user stack) on their way to Events.
+	raw := make(chan Event, cap(s.events))
+	var err error
+	go func() {
+		defer close(raw)
+		err = ring.Pump(s.rd, pollInterval, raw, s.abort, ring.Hooks[Event]{
+			Decode:       DecodeEvent,
+			DecodeFailed: func() { s.locked(func() { s.stats.Decode++ }) },
+			Delivered:    func(ev Event) { s.locked(func() { s.stats.Events[ev.Kind]++ }) },
+			Unread:       func() { s.locked(func() { s.unread++ }) },
+			Stopping:     func() (b bool) { s.locked(func() { b = s.stopping }); return },
+		})
+	}()
+	send := func(evs []Event) {
+		for _, ev := range evs {
+			select {
+			case s.events <- ev:
+			case <-s.abort:
+				s.locked(func() { s.unread++ })
+			}
+		}
+	}
+	var j faultJoin
+	var buf []Event
+	for ev := range raw {
+		buf = j.add(ev, buf[:0])
+		send(buf)
+	}
+	send(j.flush(buf[:0]))
+	if err != nil { // written before raw was closed
 		s.locked(func() { s.stopErr = err })
 	}
 }

@@ -48,7 +48,7 @@ collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
                      kind's fields (state, preempted, prev_tid; uaddr,
                      futex_op, futex_ret; addr, error_code, major, no_start;
                      from_cpu, to_cpu, from_node, to_node, how; sector, bytes,
-                     dev, op, status).
+                     dev, op, status, in_fault).
   KIND.folded        folded stacks, root first: comm; user frames; kernel
                      frames (suffix _[k]). Values are nanoseconds of the
                      interval for every kind except oncpu (samples) and numa
@@ -407,6 +407,9 @@ type jsonEvent struct {
 	Dev    *uint32 `json:"dev,omitempty"`
 	Op     *uint32 `json:"op,omitempty"`
 	Status *uint32 `json:"status,omitempty"`
+	// InFault: issued inside a page fault of the thread; its ustack is
+	// that fault's (ustack_err -2 when the fault's event never came).
+	InFault bool `json:"in_fault,omitempty"`
 }
 
 // appendJSONEvent appends e as one line of KIND.events.jsonl: exactly what
@@ -498,6 +501,9 @@ func appendJSONEvent(b []byte, e *bpf.Event) []byte {
 		b = u(b, "dev", uint64(e.Dev))
 		b = u(b, "op", uint64(e.Op))
 		b = u(b, "status", uint64(e.Status))
+		if e.InFault {
+			b = flag(b, "in_fault", true)
+		}
 	}
 	return append(b, '}')
 }

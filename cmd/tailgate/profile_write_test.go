@@ -36,7 +36,7 @@ func sampleEvents(n int) []bpf.Event {
 			UAddr: rng.Uint64(), FutexOp: rng.Uint32N(400), FutexRet: rng.Int64N(5) - 2,
 			Addr: rng.Uint64(), ErrorCode: rng.Uint64N(32), Major: rng.IntN(2) == 0, NoStart: rng.IntN(3) == 0,
 			FromCPU: rng.Uint32N(8), ToCPU: rng.Uint32N(8), FromNode: rng.Uint32N(2), ToNode: rng.Uint32N(2), NUMAHow: rng.Uint32N(3),
-			Sector: rng.Uint64(), Bytes: rng.Uint32(), Dev: rng.Uint32(), Op: rng.Uint32(), Status: rng.Uint32N(3),
+			Sector: rng.Uint64(), Bytes: rng.Uint32(), Dev: rng.Uint32(), Op: rng.Uint32(), Status: rng.Uint32N(3), InFault: rng.IntN(2) == 0,
 		}
 		if i%7 == 0 {
 			e.UserStack, e.UserStackErr = []uint64{}, -14
@@ -99,7 +99,7 @@ func toJSONEvent(e *bpf.Event) jsonEvent {
 	case bpf.NUMAMigrate:
 		j.FromCPU, j.ToCPU, j.FromNode, j.ToNode, j.How = &e.FromCPU, &e.ToCPU, &e.FromNode, &e.ToNode, &e.NUMAHow
 	case bpf.BlockIO:
-		j.Sector, j.Bytes, j.Dev, j.Op, j.Status = &e.Sector, &e.Bytes, &e.Dev, &e.Op, &e.Status
+		j.Sector, j.Bytes, j.Dev, j.Op, j.Status, j.InFault = &e.Sector, &e.Bytes, &e.Dev, &e.Op, &e.Status, e.InFault
 	}
 	return j
 }
