@@ -489,6 +489,27 @@ func (r *runner) closeOutputs() error {
 	return errors.Join(errs...)
 }
 
+// resultQueue is how many results queueResults holds for the record loop:
+// 4 s at 1000/s, 32 KiB of pointers.
+const resultQueue = 4096
+
+// queueResults takes vegeta's results as they come and holds them for the
+// record loop. vegeta hands each result over an unbuffered channel, so a
+// worker cannot take its next tick until the record loop has taken its
+// last result: a record loop delayed for a moment (descheduled, a GC
+// assist, the progress callback) holds every worker, and the pacer's next
+// tick then waits for a new worker goroutine to be started and scheduled.
+func queueResults(in <-chan *vegeta.Result) <-chan *vegeta.Result {
+	out := make(chan *vegeta.Result, resultQueue)
+	go func() {
+		defer close(out)
+		for res := range in {
+			out <- res
+		}
+	}()
+	return out
+}
+
 func (r *runner) attack(ctx context.Context) error {
 	cfg := r.cfg
 	// Our own transport (vegeta's options then configure it), so the
@@ -522,7 +543,7 @@ func (r *runner) attack(ctx context.Context) error {
 	total := cfg.Warmup + cfg.Duration
 	// The pacer stops after the last scheduled hit; the duration only
 	// bounds how long a lagging attacker may keep catching up.
-	results := atk.Attack(cfg.Targeter, r.pacer, total+endGrace, cfg.Name)
+	results := queueResults(atk.Attack(cfg.Targeter, r.pacer, total+endGrace, cfg.Name))
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
