@@ -66,7 +66,7 @@
 // its page-out neighbour at 1000 req/s (the default rules; `tailgate run`
 // in the background, `tailgate profile --pid <bidder> --duration 20s`,
 // kernel run-time statistics), four interleaved runs, 2026-12-03
-// 08:17–08:25 UTC: block_rq_issue 6.5 and 6.0 µs per run before, 4.0 and
+// 08:17–08:21 UTC: block_rq_issue 6.5 and 6.0 µs per run before, 4.0 and
 // 5.3 µs after; as a multiple of the major-fault program's cost in the
 // same run, which cancels most of the host's noise, 1.6–1.7× after
 // against 2.4–2.6× before (five runs in all). 76,416 of 76,437 requests
