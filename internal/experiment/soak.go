@@ -304,10 +304,34 @@ func analyseSoak(res *SoakResult, o SoakRun) error {
 		res.Verdict = gate.Inconclusive
 		res.Reasons = []string{fmt.Sprintf("p99 %s: its bounds [%s, %s] straddle the %s SLO", fmtDur(res.P99), fmtDur(b.Lo), fmtDur(b.Hi), o.SLO)}
 	}
-	if t := res.RSSTrend; t != nil && t.Drift && t.SlopePerHour > 0 {
-		res.Reasons = append(res.Reasons, fmt.Sprintf("memory: RSS grows %.0f MiB/h (%.0f%% over the soak, Mann–Kendall p = %.3g)", t.SlopePerHour/(1<<20), t.Relative*100, t.P))
+	if r := memoryReason(res); r != "" {
+		res.Reasons = append(res.Reasons, r)
 	}
 	return nil
+}
+
+// memoryReason reads the RSS and live-heap trends together. RSS that grows
+// while the live heap does not is, in a Go service, garbage waiting for the
+// next GC cycle (a high GOGC lets the heap grow to several times the live
+// heap before one starts): said as such, most plainly when no cycle ran
+// during the soak at all, so a short soak is not read as a leak. A live heap
+// that grows is.
+func memoryReason(res *SoakResult) string {
+	t := res.RSSTrend
+	if t == nil || !t.Drift || t.SlopePerHour <= 0 {
+		return ""
+	}
+	s := fmt.Sprintf("memory: RSS grows %.0f MiB/h (%.0f%% over the soak, Mann–Kendall p = %.3g)", t.SlopePerHour/(1<<20), t.Relative*100, t.P)
+	h := res.HeapTrend
+	switch {
+	case h != nil && h.Drift && h.SlopePerHour > 0:
+		return s + fmt.Sprintf(", and the live heap with it (%.0f MiB/h): live memory grows, a leak candidate", h.SlopePerHour/(1<<20))
+	case h != nil && res.GCPerMinute == 0:
+		return s + "; the live heap is flat and no GC cycle ran during the soak: garbage waiting for the next cycle (GOGC), not live growth; a longer soak spans GC cycles"
+	case h != nil:
+		return s + "; the live heap is flat: garbage between GC cycles or memory the runtime has not returned, not live growth"
+	}
+	return s
 }
 
 // trend computes the Theil–Sen slope and the Mann–Kendall test of ys over

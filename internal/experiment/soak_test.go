@@ -95,3 +95,28 @@ func TestParseMetrics(t *testing.T) {
 		t.Fatalf("%v %v", m, err)
 	}
 }
+
+// TestMemoryReason: RSS growth with a flat live heap and no GC cycle is
+// garbage awaiting a collection, not a leak; with the live heap growing
+// it is a leak candidate; no RSS drift, no reason.
+func TestMemoryReason(t *testing.T) {
+	up := &Trend{SlopePerHour: 100 << 20, Relative: 0.4, P: 0.008, Drift: true}
+	flat := &Trend{P: 1}
+	heapUp := &Trend{SlopePerHour: 50 << 20, Relative: 0.3, P: 0.01, Drift: true}
+	for _, tc := range []struct {
+		name string
+		res  SoakResult
+		want string
+	}{
+		{"no drift", SoakResult{RSSTrend: flat, HeapTrend: flat}, ""},
+		{"no GC", SoakResult{RSSTrend: up, HeapTrend: flat, GCPerMinute: 0}, "no GC cycle ran during the soak"},
+		{"between cycles", SoakResult{RSSTrend: up, HeapTrend: flat, GCPerMinute: 3}, "garbage between GC cycles"},
+		{"leak", SoakResult{RSSTrend: up, HeapTrend: heapUp, GCPerMinute: 3}, "a leak candidate"},
+		{"no heap figure", SoakResult{RSSTrend: up, GCPerMinute: -1}, "memory: RSS grows 100 MiB/h"},
+	} {
+		got := memoryReason(&tc.res)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
