@@ -63,8 +63,8 @@ func TestHonestAttackerWitnessed(t *testing.T) {
 	}
 	v := res.Validity
 	t.Logf("validity %+v", v)
-	if !v.HostWitness {
-		t.Fatalf("the sleeper beside a real-time load generator was no witness: %+v", v)
+	if !v.HostWitness || v.HostWakeups == 0 {
+		t.Fatalf("the sleeper beside a real-time load generator was no witness, or never woke: %+v", v)
 	}
 	if v.Valid || !hasReason(v, "attacker lagged") || v.OwnMaxLag <= time.Millisecond {
 		t.Errorf("an attacker far behind its schedule was excused: %+v", v)
