@@ -154,15 +154,16 @@ type Validity struct {
 	HostWakeups int64
 	HostMaxLate time.Duration
 	HostLate    int64
-	// HostWitness is true when that sleeper ran SCHED_RR one priority
-	// above a real-time load generator, so that nothing of the generator
-	// could delay it: its late wake-ups are then stalls of the host
-	// (kernel, hypervisor), and the part of a send's lag that falls inside
-	// them is excused. OwnMaxLag is the largest part of a send's lag that
-	// is not (MaxLag when there is no witness): the round is invalid when
-	// it exceeds the max-lag rule. HostExcused counts the sends later than
-	// the rule that the host's stalls explain; their latency, measured
-	// from the intended send time, includes the stall (conservative).
+	// HostWitness is true when that sleeper ran in its own process as
+	// SCHED_RR one priority above the load generator's real-time priority,
+	// so that nothing of the generator could delay it: its late wake-ups
+	// are then stalls of the host (kernel, hypervisor), and the part of a
+	// send's lag inside them is excused. OwnMaxLag is the largest part of
+	// a send's lag that is not (MaxLag when there is no witness): the round
+	// is invalid when it exceeds the max-lag rule. HostExcused counts the
+	// sends later than the rule that the host's stalls explain; their
+	// latency, measured from the intended send time, includes the stall
+	// (conservative).
 	HostWitness bool
 	OwnMaxLag   time.Duration
 	HostExcused int64

@@ -197,15 +197,16 @@ func witnessChild() int {
 	return 0
 }
 
-// startHostProbe starts a sleeper at 1 ms. When the load generator runs
-// real-time, the sleeper is a witness: a child process (this binary, in
-// witness mode) running SCHED_RR one priority above the generator, so
-// nothing of the generator can delay it. Otherwise, or if the child cannot
-// be started, the sleeper runs in-process at the default policy and is no
-// witness.
+// startHostProbe starts a sleeper at 1 ms. Where it may run real-time (as
+// root, or beside a real-time load generator) it is a witness: a child
+// process (this binary, in witness mode) running SCHED_RR one priority
+// above the load generator's real-time priority, so nothing of the
+// generator, real-time or not, can delay it. Otherwise, or if the child
+// cannot be started, the sleeper runs in-process at the default policy and
+// is no witness.
 func startHostProbe(ctx context.Context) *hostProbe {
 	p := &hostProbe{stop: make(chan struct{}), done: make(chan probeResult, 1)}
-	if processRealtime() && p.startChild() == nil {
+	if (os.Geteuid() == 0 || processRealtime()) && p.startChild() == nil {
 		return p
 	}
 	go func() {
