@@ -71,10 +71,8 @@ func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period tim
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if rtPrio > 0 {
-		attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(rtPrio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
-		attr.Size = uint32(unsafe.Sizeof(attr))
-		if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-			return nil, fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR %d: %w (needs root or CAP_SYS_NICE)", rtPrio, err)
+		if err := setThreadRR(rtPrio); err != nil {
+			return nil, err
 		}
 		defer func() { // the thread returns to the runtime's pool
 			attr := unix.SchedAttr{Policy: unix.SCHED_NORMAL}
@@ -115,6 +113,17 @@ func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period tim
 	return out, nil
 }
 
+// setThreadRR puts the calling (locked) thread in SCHED_RR at prio, with
+// SCHED_RESET_ON_FORK.
+func setThreadRR(prio int) error {
+	attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(prio), Flags: unix.SCHED_FLAG_RESET_ON_FORK}
+	attr.Size = uint32(unsafe.Sizeof(attr))
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("probe wake-ups: sched_setattr SCHED_RR %d: %w (needs root or CAP_SYS_NICE)", prio, err)
+	}
+	return nil
+}
+
 // processRealtime reports whether this process's main thread runs
 // SCHED_RR or SCHED_FIFO: tailgate raises every thread of the load
 // generator, the main one included, so the sleeper beside a round then
@@ -138,7 +147,7 @@ type hostProbe struct {
 
 type probeResult struct {
 	ws      []wakeup
-	witness bool // ran SCHED_RR above a real-time load generator
+	witness bool // ran in its own process, SCHED_RR above the load generator
 }
 
 // witnessEnv makes a binary that links this package run as a witness child
@@ -165,10 +174,8 @@ func init() {
 func witnessChild() int {
 	prio, _ := strconv.Atoi(os.Getenv(witnessPrioEnv))
 	runtime.LockOSThread() // sleepToDeadlines runs on this thread too
-	attr := unix.SchedAttr{Policy: unix.SCHED_RR, Priority: uint32(prio)}
-	attr.Size = uint32(unsafe.Sizeof(attr))
-	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
-		fmt.Fprintln(os.Stderr, "witness: sched_setattr:", err)
+	if err := setThreadRR(prio); err != nil {
+		fmt.Fprintln(os.Stderr, "witness:", err)
 		return 3
 	}
 	if _, err := os.Stdout.Write([]byte{witnessReady}); err != nil {
@@ -272,6 +279,9 @@ func (p *hostProbe) finish() probeResult {
 		return <-p.done
 	}
 	p.stdin.Close()
+	// It answers within a tick; one that does not is killed, not waited on.
+	kill := time.AfterFunc(witnessStartTimeout, func() { p.cmd.Process.Kill() })
+	defer kill.Stop()
 	raw, rerr := io.ReadAll(p.stdout)
 	werr := p.cmd.Wait()
 	if rerr != nil || werr != nil {
