@@ -539,7 +539,7 @@ func (rr *roundRunner) recordRound(sum *runSummary, i int, base string, res *loa
 		Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Codes: map[string]int64{},
 		TargetRate: v.TargetRate, AchievedRate: v.AchievedRate, ErrorRate: v.ErrorRate,
 		MaxLagUs: v.MaxLag.Microseconds(), LateRequests: v.LateRequests,
-		HostMaxLateUs: v.HostMaxLate.Microseconds(), HostLate: v.HostLate, HostWakeups: v.HostWakeups,
+		HostSleepers: v.HostSleepers, HostMaxLateUs: v.HostMaxLate.Microseconds(), HostLate: v.HostLate, HostWakeups: v.HostWakeups,
 		HostWitness: v.HostWitness, OwnMaxLagUs: v.OwnMaxLag.Microseconds(), HostExcused: v.HostExcused,
 		Notes: append([]string(nil), v.Notes...),
 		Start: res.Start.UTC(), End: res.End.UTC(), StartMono: res.StartMono, EndMono: res.EndMono,
@@ -698,9 +698,11 @@ type roundSummary struct {
 	ErrorRate    float64          `json:"error_rate"`
 	MaxLagUs     int64            `json:"max_lag_us"`
 	LateRequests int64            `json:"late_requests"`
-	// A bare sleeper beside the load generator (1 ms ticks, its priority):
-	// its latest wake-up, and how many of its wake-ups were later than the
-	// max lag. Send lag it shares is the host's.
+	// Bare sleepers beside the load generator (1 ms ticks; one pinned to
+	// each CPU, or one unpinned): their latest wake-up, and how many of
+	// their wake-ups were later than the max lag. Send lag they share is
+	// the host's.
+	HostSleepers  int   `json:"host_sleepers"`
 	HostMaxLateUs int64 `json:"host_max_late_us"`
 	HostLate      int64 `json:"host_late_wakeups"`
 	HostWakeups   int64 `json:"host_wakeups"`

@@ -147,14 +147,17 @@ type Validity struct {
 	AchievedRate float64       // requests sent per second during the measured window
 	TargetRate   float64       // the schedule's rate (1/interval)
 	ErrorRate    float64       // errors / measured requests
-	// A bare sleeper woke every 1 ms beside the load generator during the
-	// measured window (at its priority): HostWakeups times, the latest
-	// HostMaxLate late, HostLate of them later than MaxLag. Send lag that
-	// it shares is the host's timers and scheduling, not the generator's.
-	HostWakeups int64
-	HostMaxLate time.Duration
-	HostLate    int64
-	// HostWitness is true when that sleeper ran in its own process as
+	// Bare sleepers woke every 1 ms beside the load generator during the
+	// measured window: HostSleepers of them (one pinned to each CPU the
+	// witness watches, or one unpinned), HostWakeups wake-ups in all, the
+	// latest HostMaxLate late, HostLate of them later than MaxLag. Send
+	// lag that they share is the host's timers and scheduling, not the
+	// generator's.
+	HostSleepers int
+	HostWakeups  int64
+	HostMaxLate  time.Duration
+	HostLate     int64
+	// HostWitness is true when those sleepers ran in their own process as
 	// SCHED_RR one priority above the load generator's real-time priority,
 	// so that nothing of the generator could delay it: its late wake-ups
 	// are then stalls of the host (kernel, hypervisor), and the part of a
@@ -334,12 +337,16 @@ type lateSend struct{ intended, sent int64 }
 
 // ownLag works out how much of each late send's lag the host's stalls
 // explain. A witness wake-up due at `at` and made `late` after it says the
-// host ran no thread of the witness's priority in [at, at+late]; the part
-// of a send's lag [intended, sent] outside every such interval is the load
-// generator's own. Without a witness nothing is excused.
+// host ran no thread of the witness's priority on that sleeper's CPU in
+// [at, at+late]; the part of a send's lag [intended, sent] outside every
+// such interval, of any watched CPU, is the load generator's own. Any CPU:
+// which CPU each thread of a send's path (pacer, worker, netpoller) was
+// on is not known, and a stall of any of them can hold the send. Without
+// a witness nothing is excused.
 func (r *runner) ownLag(pr probeResult) {
 	v := &r.res.Validity
 	v.HostWitness = pr.witness
+	v.HostSleepers = pr.sleepers
 	own := r.onTimeMax
 	if r.lateDropped > own {
 		own = r.lateDropped
@@ -713,7 +720,10 @@ func (r *runner) validity() {
 	host := ""
 	if v.HostWakeups > 0 {
 		who := "a bare sleeper"
-		if v.HostWitness {
+		switch {
+		case v.HostWitness && v.HostSleepers > 1:
+			who = fmt.Sprintf("bare SCHED_RR sleepers above the load generator, one on each of %d CPUs,", v.HostSleepers)
+		case v.HostWitness:
 			who = "a bare SCHED_RR sleeper above the load generator"
 		}
 		host = fmt.Sprintf("%s woke up to %v late (%d of %d wake-ups > %v)",

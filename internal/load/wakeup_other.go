@@ -21,8 +21,9 @@ type wakeup struct {
 type hostProbe struct{}
 
 type probeResult struct {
-	ws      []wakeup
-	witness bool
+	ws       []wakeup
+	witness  bool
+	sleepers int
 }
 
 func startHostProbe(context.Context) *hostProbe { return nil }
