@@ -36,9 +36,12 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_KINDS 8
 
 // drops index: [kind] ring-buffer reserve failures, [NR_KINDS + kind] start
-// map full (the start of an interval could not be remembered).
+// map full (the start of an interval could not be remembered),
+// [2 * NR_KINDS + kind] intervals of idle Go runtime threads not recorded
+// (go_idle: not a loss, counted so that the filter is visible).
 #define DROP_MAPFULL NR_KINDS
-#define NR_DROPS (2 * NR_KINDS)
+#define SKIP_GO_IDLE (2 * NR_KINDS)
+#define NR_DROPS (3 * NR_KINDS)
 
 #define TASK_RUNNING_STATE 0
 #define TASK_DEAD_STATE 0x80
@@ -109,6 +112,22 @@ struct {
 	__type(key, __u32);
 	__type(value, struct event);
 } scratch SEC(".maps");
+
+// Go runtime layout of a target process (tgid), filled by the loader for
+// Go binaries: where the current g sits relative to the thread pointer,
+// and the offsets of g.m and m.curg. See go_idle.
+struct go_rt {
+	__s64 tls_g;
+	__s64 g_m;
+	__s64 m_curg;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct go_rt);
+} go_procs SEC(".maps");
 
 // cpu -> NUMA node, filled from sysfs by the loader.
 struct {
@@ -249,6 +268,32 @@ static __always_inline void task_stacks(struct task_struct *t, struct event *e)
 	e->kstack_len = n >= 0 ? (__s32)((__u64)n / 8) : (__s32)n;
 }
 
+// go_idle reports whether the current thread is a Go runtime thread with
+// no goroutine: its M's curg is nil. Such a thread blocks only to wait
+// for work (stopm's futex sleep, the netpoller's epoll_wait, sysmon's
+// usleep), which no request ever waits on, yet at a thousand requests a
+// second those waits are most of a Go service's off-CPU intervals and
+// futex waits, each with a user stack walked at switch-out. A goroutine
+// in a blocking syscall, or on the system stack taking a runtime lock,
+// keeps its M's curg, so its waits are recorded. Not a Go process, or g
+// not readable (a thread that has not run Go code): not idle.
+static __always_inline bool go_idle(__u32 tgid)
+{
+	struct go_rt *rt = bpf_map_lookup_elem(&go_procs, &tgid);
+	if (!rt)
+		return false;
+	struct task_struct *t = bpf_get_current_task_btf();
+	__u64 fsbase = t->thread.fsbase;
+	__u64 g = 0, m = 0, curg = 0;
+	if (!fsbase || bpf_probe_read_user(&g, sizeof(g), (void *)(fsbase + rt->tls_g)) || !g)
+		return false;
+	if (bpf_probe_read_user(&m, sizeof(m), (void *)(g + rt->g_m)) || !m)
+		return false;
+	if (bpf_probe_read_user(&curg, sizeof(curg), (void *)(m + rt->m_curg)))
+		return false;
+	return curg == 0;
+}
+
 static __always_inline struct event *scratch_event(void)
 {
 	__u32 zero = 0;
@@ -306,7 +351,12 @@ int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 		// (preempt, or prev_state == TASK_RUNNING) is waiting for a CPU,
 		// which the run-queue collector measures.
 		bool runnable = preempt || prev_state == TASK_RUNNING_STATE;
-		if (ENABLED(KIND_OFFCPU) && !runnable && !(prev_state & TASK_DEAD_STATE)) {
+		bool offcpu = ENABLED(KIND_OFFCPU) && !runnable && !(prev_state & TASK_DEAD_STATE);
+		if (offcpu && go_idle(prev->tgid)) {
+			count_drop(SKIP_GO_IDLE + KIND_OFFCPU);
+			offcpu = false;
+		}
+		if (offcpu) {
 			struct event *e = bpf_task_storage_get(&offcpu_start, prev, 0,
 							       BPF_LOCAL_STORAGE_GET_F_CREATE);
 			if (e) {
@@ -397,13 +447,18 @@ int BPF_PROG(handle_sched_wakeup_new, struct task_struct *p)
 SEC("tracepoint/syscalls/sys_enter_futex")
 int handle_futex_enter(struct trace_event_raw_sys_enter *ctx)
 {
-	if (!current_is_target())
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!is_target(tgid))
 		return 0;
 	__u64 op = ctx->args[1];
 	__u32 cmd = op & FUTEX_CMD_MASK;
 	if (cmd != FUTEX_WAIT_CMD && cmd != FUTEX_LOCK_PI_CMD && cmd != FUTEX_WAIT_BITSET_CMD &&
 	    cmd != FUTEX_WAIT_REQUEUE_PI_CMD && cmd != FUTEX_LOCK_PI2_CMD)
 		return 0;
+	if (go_idle(tgid)) {
+		count_drop(SKIP_GO_IDLE + KIND_FUTEX);
+		return 0;
+	}
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct futex_val v = {
 		.ts = bpf_ktime_get_ns(),

@@ -165,6 +165,58 @@ func TestOffCPUShowsBlockingFunction(t *testing.T) {
 	}
 }
 
+// Idle Go runtime threads (no goroutine: stopm, the netpoller's wait,
+// sysmon) are not recorded by off-CPU and futex for a Go target, and are
+// counted instead; a goroutine's own blocking wait still is. With
+// KeepGoIdle they are recorded, which shows the filter has something to
+// remove.
+func TestGoIdleThreadsFiltered(t *testing.T) {
+	requireRoot(t)
+	idleFrames := []string{"runtime.stopm", "runtime.netpoll", "runtime.sysmon", "runtime.notetsleepg"}
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			h := startHelper(t, "idle", "")
+			c := startCapture(t, Options{PIDs: []int{h.PID()}, Collectors: []Kind{OffCPU, Futex}, MinOffCPU: 100 * time.Microsecond, KeepGoIdle: keep})
+			h.do("go")
+			evs, st := c.stop()
+			sym := loadSymtab(t, h.PID())
+			var idle, own int
+			for _, e := range filter(evs, func(e *Event) bool { return int(e.PID) == h.PID() }) {
+				frames := sym.funcs(e.UserStack)
+				if e.Kind == OffCPU && hasFunc(frames, ".helperBlockingSleep") {
+					own++
+				}
+				for _, f := range idleFrames {
+					if hasFunc(frames, f) {
+						idle++
+						if !keep && idle <= 3 {
+							t.Errorf("%v event of an idle runtime thread recorded: %v", e.Kind, frames)
+						}
+						break
+					}
+				}
+			}
+			t.Logf("keep=%v: %d events, %d of idle runtime threads, %d in helperBlockingSleep; stats go targets %d, go idle %v",
+				keep, len(evs), idle, own, st.GoTargets, st.GoIdle)
+			if own < 5 {
+				t.Errorf("%d off-CPU events in helperBlockingSleep, want 5 (a goroutine's own wait is kept)", own)
+			}
+			if keep {
+				if idle == 0 {
+					t.Errorf("KeepGoIdle: no event of an idle runtime thread")
+				}
+				if st.GoTargets != 0 || len(st.GoIdle) != 0 {
+					t.Errorf("KeepGoIdle: filter active: %d targets, %v", st.GoTargets, st.GoIdle)
+				}
+				return
+			}
+			if st.GoTargets != 1 || st.GoIdle[OffCPU] == 0 {
+				t.Errorf("helper not filtered as a Go target: %d targets, skipped %v", st.GoTargets, st.GoIdle)
+			}
+		})
+	}
+}
+
 // (b) Two threads contending on a futex show futex waits on that word with
 // the locking function in the stack.
 func TestFutexContention(t *testing.T) {

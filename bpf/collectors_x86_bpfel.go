@@ -47,6 +47,13 @@ type collectorsFutexVal struct {
 	Op    uint64
 }
 
+type collectorsGoRt struct {
+	_      structs.HostLayout
+	TlsG   int64
+	G_m    int64
+	M_curg int64
+}
+
 type collectorsRunqVal struct {
 	_         structs.HostLayout
 	Ts        uint64
@@ -64,6 +71,7 @@ const (
 	collectorsMapEvents                 = "events"
 	collectorsMapFaultStart             = "fault_start"
 	collectorsMapFutexStart             = "futex_start"
+	collectorsMapGoProcs                = "go_procs"
 	collectorsMapOffcpuStart            = "offcpu_start"
 	collectorsMapRunqStart              = "runq_start"
 	collectorsMapScratch                = "scratch"
@@ -165,6 +173,7 @@ type collectorsMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	FaultStart  *ebpf.MapSpec `ebpf:"fault_start"`
 	FutexStart  *ebpf.MapSpec `ebpf:"futex_start"`
+	GoProcs     *ebpf.MapSpec `ebpf:"go_procs"`
 	OffcpuStart *ebpf.MapSpec `ebpf:"offcpu_start"`
 	RunqStart   *ebpf.MapSpec `ebpf:"runq_start"`
 	Scratch     *ebpf.MapSpec `ebpf:"scratch"`
@@ -212,6 +221,7 @@ type collectorsMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	FaultStart  *ebpf.Map `ebpf:"fault_start"`
 	FutexStart  *ebpf.Map `ebpf:"futex_start"`
+	GoProcs     *ebpf.Map `ebpf:"go_procs"`
 	OffcpuStart *ebpf.Map `ebpf:"offcpu_start"`
 	RunqStart   *ebpf.Map `ebpf:"runq_start"`
 	Scratch     *ebpf.Map `ebpf:"scratch"`
@@ -226,6 +236,7 @@ func (m *collectorsMaps) Close() error {
 		m.Events,
 		m.FaultStart,
 		m.FutexStart,
+		m.GoProcs,
 		m.OffcpuStart,
 		m.RunqStart,
 		m.Scratch,

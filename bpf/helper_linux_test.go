@@ -77,6 +77,28 @@ func runHelper(mode, arg string) int {
 		}
 		stop.Store(true)
 		wg.Wait()
+	case "idle":
+		// Goroutines that sleep on Go timers leave the runtime's threads
+		// idle between wake-ups (stopm, the netpoller's wait), beside one
+		// locked thread blocking in nanosleep (a goroutine's own wait).
+		say("ready")
+		for in.Scan() {
+			var wg sync.WaitGroup
+			for i := 0; i < 4; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+						time.Sleep(2 * time.Millisecond)
+					}
+				}()
+			}
+			runtime.LockOSThread()
+			helperBlockingSleep(5, 20*time.Millisecond)
+			runtime.UnlockOSThread()
+			wg.Wait()
+			say("done")
+		}
 	case "wakeups":
 		say("ready")
 		for in.Scan() {

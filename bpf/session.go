@@ -49,6 +49,14 @@ type Options struct {
 	// added to the target set (by default they are, so a placement
 	// launcher's per-node children are profiled too).
 	NoFollowChildren bool
+	// KeepGoIdle records the off-CPU intervals and futex waits of Go
+	// runtime threads that have no goroutine (idle Ms parked in stopm, the
+	// netpoller's wait, sysmon). By default, for targets that are Go
+	// binaries with known runtime offsets, they are not recorded (the
+	// thread's g.m.curg is read in the kernel; Stats.GoIdle counts them):
+	// no request waits on them, and they are most of a Go service's
+	// off-CPU and futex events.
+	KeepGoIdle bool
 	// BestEffort skips a collector whose hooks cannot be loaded or attached
 	// instead of failing Start; Session.Skipped says which and why.
 	BestEffort bool
@@ -101,6 +109,11 @@ type Stats struct {
 	Decode  uint64          // records that failed to decode
 	Unread  uint64          // decoded but not delivered: the Start context ended first
 	Skipped map[Kind]string // collectors not run (BestEffort) and why
+	// GoIdle counts intervals not recorded because the thread was an idle
+	// Go runtime thread (Options.KeepGoIdle), per kind; GoTargets the
+	// target processes recognised as Go, whose idle threads are filtered.
+	GoIdle    map[Kind]uint64
+	GoTargets int
 	// Programs is the kernel's accounting of each BPF program's runs and
 	// CPU time during the session (all processes: the programs run on
 	// every traced event and filter in the kernel). Empty when statistics

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tailgate-ci/tailgate/bpf/internal/ring"
+	"github.com/tailgate-ci/tailgate/internal/goprobe"
 )
 
 // Session is a running set of collectors. Receive from Events until it is
@@ -37,6 +38,10 @@ type Session struct {
 	done    chan struct{}
 
 	statsFD io.Closer // kernel BPF run-time statistics, while the session runs
+
+	// goSeen: processes already checked for a Go runtime (go_procs).
+	goSeen map[uint32]bool
+	goWG   sync.WaitGroup // addGoRuntime calls for followed children
 
 	mu       sync.Mutex
 	stopping bool
@@ -221,7 +226,10 @@ func tryStart(opts Options, enabled map[Kind]bool) (*Session, Kind, error) {
 		return nil, failedKind(err, use), fmt.Errorf("load collectors: %w: %v", ErrNotSupported, permHint(err))
 	}
 	s := &Session{coll: coll, done: make(chan struct{}), events: make(chan Event, opts.EventQueue)}
-	s.stats = Stats{Events: map[Kind]uint64{}, Lost: map[Kind]uint64{}, MapFull: map[Kind]uint64{}}
+	s.stats = Stats{Events: map[Kind]uint64{}, Lost: map[Kind]uint64{}, MapFull: map[Kind]uint64{}, GoIdle: map[Kind]uint64{}}
+	if !opts.KeepGoIdle && (enabled[OffCPU] || enabled[Futex]) {
+		s.goSeen = map[uint32]bool{}
+	}
 
 	one := uint32(1)
 	for _, pid := range opts.PIDs {
@@ -229,6 +237,9 @@ func tryStart(opts Options, enabled map[Kind]bool) (*Session, Kind, error) {
 			s.close()
 			return nil, 0, fmt.Errorf("add target pid %d: %w", pid, err)
 		}
+	}
+	for _, pid := range opts.PIDs {
+		s.addGoRuntime(uint32(pid))
 	}
 	if enabled[NUMAMigrate] {
 		if err := fillCPUNode(coll.Maps["cpu_node"], "/sys/devices/system/node"); err != nil {
@@ -410,7 +421,53 @@ func (s *Session) AddPID(pid int) error {
 	if err := s.coll.Maps["targets"].Put(uint32(pid), uint32(1)); err != nil {
 		return fmt.Errorf("add target pid %d: %w", pid, err)
 	}
+	s.addGoRuntime(uint32(pid))
 	return nil
+}
+
+// addGoRuntime tells the collectors where a Go target keeps its current
+// g, g.m and m.curg, so that its idle runtime threads' waits are not
+// recorded (go_idle in collectors.bpf.c). Anything else — not a Go
+// binary, offsets unknown, a process gone — leaves the process
+// unfiltered: its events are all kept. Once per process.
+func (s *Session) addGoRuntime(pid uint32) {
+	s.mu.Lock()
+	if s.goSeen == nil || s.goSeen[pid] {
+		s.mu.Unlock()
+		return
+	}
+	s.goSeen[pid] = true
+	s.mu.Unlock()
+	rt, ok := goRuntimeOf(fmt.Sprintf("/proc/%d/exe", pid))
+	if !ok {
+		return
+	}
+	if err := s.coll.Maps["go_procs"].Put(pid, rt); err != nil {
+		return
+	}
+	s.locked(func() { s.stats.GoTargets++ })
+}
+
+// goRT mirrors struct go_rt in collectors.bpf.c.
+type goRT struct {
+	TLSG, GM, MCurg int64
+}
+
+func goRuntimeOf(exe string) (goRT, bool) {
+	b, err := goprobe.Open(exe)
+	if err != nil {
+		return goRT{}, false
+	}
+	defer b.Close()
+	off, err := b.Offsets()
+	if err != nil || off.GM < 0 || off.MCurg < 0 {
+		return goRT{}, false
+	}
+	tlsg, err := b.TLSGOffset()
+	if err != nil {
+		return goRT{}, false
+	}
+	return goRT{TLSG: tlsg, GM: off.GM, MCurg: off.MCurg}, true
 }
 
 func (s *Session) read() {
@@ -442,6 +499,20 @@ func (s *Session) read() {
 	var j faultJoin
 	var buf []Event
 	for ev := range raw {
+		if s.goSeen != nil {
+			// A followed child (fork) is checked on its first event, off
+			// the event path: reading its binary's DWARF takes a while.
+			s.mu.Lock()
+			seen := s.goSeen[ev.PID]
+			s.mu.Unlock()
+			if !seen {
+				s.goWG.Add(1)
+				go func(pid uint32) {
+					defer s.goWG.Done()
+					s.addGoRuntime(pid)
+				}(ev.PID)
+			}
+		}
 		buf = j.add(ev, buf[:0])
 		send(buf)
 	}
@@ -486,6 +557,7 @@ func (s *Session) Stop() (Stats, error) {
 		errs = append(errs, fmt.Errorf("flush ring buffer: %w", err))
 	}
 	<-s.done
+	s.goWG.Wait() // read has returned: no more are started
 
 	if s.statsFD != nil {
 		progs := map[string]ProgramCost{}
@@ -511,6 +583,9 @@ func (s *Session) Stop() (Stats, error) {
 		}
 		if v := lost[dropMapFull+int(k)]; v > 0 {
 			s.stats.MapFull[k] = v
+		}
+		if v := lost[2*dropMapFull+int(k)]; v > 0 {
+			s.stats.GoIdle[k] = v
 		}
 	}
 	s.stats.Unread = s.unread
@@ -551,7 +626,7 @@ const pollInterval = 50 * time.Millisecond
 // readDrops sums the per-CPU drop counters.
 func readDrops(m *ebpf.Map) (map[int]uint64, error) {
 	out := map[int]uint64{}
-	for i := 0; i < 2*dropMapFull; i++ {
+	for i := 0; i < 3*dropMapFull; i++ {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {
 			return out, fmt.Errorf("read drop counter %d: %w", i, err)

@@ -92,6 +92,7 @@ type profileOptions struct {
 	minRunq    time.Duration
 	sampleHz   int
 	bestEffort bool
+	keepGoIdle bool
 
 	// goEvents records the Go-runtime events (go.events.jsonl).
 	goEvents bool
@@ -131,6 +132,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	fs.DurationVar(&o.minRunq, "min-runq", bpf.DefaultMinRunQueue, "drop run-queue waits shorter than this")
 	fs.IntVar(&o.sampleHz, "sample-hz", bpf.DefaultSampleHz, "on-CPU samples per second per CPU")
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
+	fs.BoolVar(&o.keepGoIdle, "keep-go-idle", false, "also record off-CPU and futex waits of idle Go runtime threads (no goroutine); by default a Go target's are skipped and counted")
 	fs.BoolVar(&o.goEvents, "go", false, "also record the Go-runtime events (go.events.jsonl); implied by --analyze")
 	fs.BoolVar(&o.analyze, "analyze", false, "attribute the tail to contributors and write flame graphs (see above)")
 	fs.StringVar(&o.in, "in", "", "with --analyze: analyze this recorded profile directory instead of recording")
@@ -245,6 +247,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		MinRunQueue: o.minRunq,
 		SampleHz:    o.sampleHz,
 		BestEffort:  o.bestEffort,
+		KeepGoIdle:  o.keepGoIdle,
 	})
 	if err != nil {
 		if gos != nil {
@@ -310,6 +313,9 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		fmt.Fprintf(stdout, "  %-9s %8d events", k, stats.Events[k])
 		if n := stats.Lost[k] + stats.MapFull[k]; n > 0 {
 			fmt.Fprintf(stdout, "  (%d LOST)", n)
+		}
+		if n := stats.GoIdle[k]; n > 0 {
+			fmt.Fprintf(stdout, "  (%d of idle Go runtime threads not recorded)", n)
 		}
 		fmt.Fprintln(stdout)
 	}
@@ -618,7 +624,12 @@ type profileSummary struct {
 	Decode      uint64            `json:"decode_errors"`
 	Unread      uint64            `json:"unread"`
 	Skipped     map[string]string `json:"skipped,omitempty"`
-	Units       map[string]string `json:"units"`
+	// GoIdle counts intervals not recorded because their thread was an
+	// idle Go runtime thread (no goroutine) of one of GoTargets Go
+	// targets (bpf.Options.KeepGoIdle; --keep-go-idle).
+	GoIdle    map[string]uint64 `json:"go_idle_skipped,omitempty"`
+	GoTargets int               `json:"go_targets"`
+	Units     map[string]string `json:"units"`
 	// BPFPrograms is the kernel's run count and CPU time per program
 	// (every process's events pass through them, filtered in the kernel).
 	BPFPrograms map[string]programCost `json:"bpf_programs,omitempty"`
@@ -655,6 +666,7 @@ func (w *profileWriter) finish(o *profileOptions, st bpf.Stats, elapsed time.Dur
 	sum := profileSummary{
 		Schema: ProfileSchemaVersion, PIDs: o.pids, DurationSec: elapsed.Seconds(),
 		Events: kindMap(st.Events), Lost: kindMap(st.Lost), MapFull: kindMap(st.MapFull),
+		GoIdle: kindMap(st.GoIdle), GoTargets: st.GoTargets,
 		Decode: st.Decode, Unread: st.Unread, Skipped: kindMap(st.Skipped), Units: map[string]string{},
 		KernelSyms: "ok", MonoStartNs: w.monoStart, MonoEndNs: w.monoEnd, Go: w.goSum,
 	}
