@@ -118,6 +118,12 @@ type Config struct {
 	Workers, MaxWorkers         uint64
 	Connections, MaxConnections int
 
+	// GCHeadroom is how much this process's Go memory may grow during the
+	// round before its garbage collector runs (default DefaultGCHeadroom;
+	// see quietGC): the load generator's own GC cycles delay its sends.
+	// Negative leaves the collector as GOGC/GOMEMLIMIT set it.
+	GCHeadroom int64
+
 	// Progress, if set, is called about once a second from Run's goroutine
 	// with a snapshot; it must return quickly.
 	Progress func(Progress)
@@ -243,6 +249,9 @@ func (cfg *Config) normalize() error {
 	if cfg.Connections == 0 {
 		cfg.Connections = DefaultConnections
 	}
+	if cfg.GCHeadroom == 0 {
+		cfg.GCHeadroom = DefaultGCHeadroom
+	}
 	return nil
 }
 
@@ -268,6 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, ErrNotSupported
 	}
 	growFDTable() // once per process: see fdtable_linux.go
+	defer quietGC(cfg.GCHeadroom)()
 	iv := interval(cfg.Rate)
 	// Hit k (0-based) is due at (k+1)·iv after began, never at 0, so the
 	// measured window is (Warmup, Warmup+Duration]: hits k = first..total-1

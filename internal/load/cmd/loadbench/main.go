@@ -81,10 +81,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		priority   = fs.String("attacker-priority", "none", "raise the load generator's threads once the handler runs, as tailgate gate: rt (SCHED_RR 1), nice (-19) or none; wrk and the handler keep the default")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the load generator (whole run) to this file")
 		traceOut   = fs.String("trace", "", "write a Go execution trace of the load generator (whole run) to this file (go tool trace)")
+		headroom   = fs.Int64("gc-headroom", 0, "load.Config.GCHeadroom of the probes: bytes the generator's Go memory may grow in a round before its GC runs (0: the default, 512 MiB; -1: GOGC as set)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	probeGCHeadroom = *headroom
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -195,13 +197,16 @@ type probe struct {
 	errs int64
 }
 
+// probeGCHeadroom is -gc-headroom.
+var probeGCHeadroom int64
+
 // search brackets the highest rate that passes ok by doubling from start,
 // then bisects (geometrically) for steps rounds.
 func search(ctx context.Context, url string, start, max float64, steps int, warmup, dur time.Duration,
 	ok func(load.Validity, int64) bool, log io.Writer) (probe, error) {
 	try := func(rate float64) (probe, bool, error) {
 		res, err := load.Run(ctx, load.Config{Rate: rate, Duration: dur, Warmup: warmup, Timeout: 5 * time.Second,
-			Targeter: vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url})})
+			Targeter: vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url}), GCHeadroom: probeGCHeadroom})
 		if err != nil {
 			return probe{}, false, err
 		}
@@ -297,7 +302,10 @@ func memRound(ctx context.Context, url string, rate float64, d time.Duration, ou
 	}()
 	res, err := load.Run(ctx, load.Config{Rate: rate, Duration: d, Warmup: 500 * time.Millisecond, Timeout: 5 * time.Second,
 		Targeter:    vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url}),
-		WindowsPath: filepath.Join(dir, "windows.bin"), VegetaPath: filepath.Join(dir, "results.gob")})
+		WindowsPath: filepath.Join(dir, "windows.bin"), VegetaPath: filepath.Join(dir, "results.gob"),
+		// The live heap is what each GC cycle marks: the collector must
+		// run as usual for the peak to mean anything.
+		GCHeadroom: -1})
 	close(done)
 	wg.Wait()
 	if err != nil {
