@@ -504,6 +504,10 @@ func TestAllCollectorsAndFollowChildren(t *testing.T) {
 		if e.Kind == NUMAMigrate && (e.FromNode != 0 || e.ToNode != 0) {
 			t.Errorf("1-node host reported a cross-node migration: %+v", e)
 		}
+		if e.Kind == NUMAMigrate && e.NUMAHow == 0 && (e.UserStackErr != ErrStackNotTaken || e.KernelStackErr != ErrStackNotTaken || len(e.KernelStack) > 0) {
+			t.Errorf("same-node migration with stacks taken: user err %d, kernel err %d, %d kernel frames",
+				e.UserStackErr, e.KernelStackErr, len(e.KernelStack))
+		}
 	}
 	if childEvents == 0 {
 		t.Errorf("no events from child pid %d of a target", child.Process.Pid)
