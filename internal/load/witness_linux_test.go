@@ -100,3 +100,30 @@ func TestWitnessedRound(t *testing.T) {
 		t.Errorf("lag-invalid with own lag %v", v.OwnMaxLag)
 	}
 }
+
+// witnessCPUs watches each CPU of the affinity mask once, or one unpinned
+// sleeper (-1) when there is one CPU or more than maxWitnessCPUs.
+func TestWitnessCPUs(t *testing.T) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		t.Fatal(err)
+	}
+	cpus := witnessCPUs()
+	n := set.Count()
+	if n < 2 || n > maxWitnessCPUs {
+		if len(cpus) != 1 || cpus[0] != -1 {
+			t.Fatalf("%d CPUs: witness CPUs %v, want [-1]", n, cpus)
+		}
+		return
+	}
+	if len(cpus) != n {
+		t.Fatalf("witness CPUs %v, want the %d of the affinity mask", cpus, n)
+	}
+	seen := map[int]bool{}
+	for _, c := range cpus {
+		if !set.IsSet(c) || seen[c] {
+			t.Errorf("witness CPU %d not in the mask, or twice: %v", c, cpus)
+		}
+		seen[c] = true
+	}
+}
