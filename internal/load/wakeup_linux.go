@@ -149,9 +149,10 @@ type hostProbe struct {
 }
 
 type probeResult struct {
-	ws       []wakeup
-	witness  bool // ran in its own process, SCHED_RR above the load generator
-	sleepers int  // threads that slept: one per watched CPU, or 1
+	ws         []wakeup   // every sleeper's, in time order
+	perSleeper [][]wakeup // each sleeper's own
+	witness    bool       // ran in its own process, SCHED_RR above the load generator
+	sleepers   int        // threads that slept: one per watched CPU, or 1
 }
 
 // witnessEnv makes a binary that links this package run as a witness child
@@ -220,6 +221,9 @@ func witnessChild() int {
 			fmt.Fprintln(os.Stderr, o.err)
 			return 3
 		}
+		// Each sleeper's run: its count, then its wake-ups.
+		binary.LittleEndian.PutUint64(b[:8], uint64(len(o.ws)))
+		w.Write(b[:8])
 		for _, x := range o.ws {
 			binary.LittleEndian.PutUint64(b[:8], uint64(x.at))
 			binary.LittleEndian.PutUint64(b[8:], uint64(x.late))
@@ -303,7 +307,7 @@ func startHostProbe(ctx context.Context) *hostProbe {
 	}
 	go func() {
 		ws, _ := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, 0)
-		p.done <- probeResult{ws: ws, sleepers: 1}
+		p.done <- probeResult{ws: ws, perSleeper: [][]wakeup{ws}, sleepers: 1}
 	}()
 	return p
 }
@@ -373,11 +377,25 @@ func (p *hostProbe) finish() probeResult {
 	if rerr != nil || werr != nil {
 		return probeResult{} // no witness: nothing is excused
 	}
-	ws := make([]wakeup, 0, len(raw)/16)
-	for ; len(raw) >= 16; raw = raw[16:] {
-		ws = append(ws, wakeup{at: int64(binary.LittleEndian.Uint64(raw)), late: time.Duration(binary.LittleEndian.Uint64(raw[8:]))})
+	var ws []wakeup
+	var per [][]wakeup
+	for len(raw) >= 8 {
+		n := binary.LittleEndian.Uint64(raw)
+		raw = raw[8:]
+		if n > uint64(len(raw)/16) {
+			return probeResult{} // truncated: no witness, nothing is excused
+		}
+		one := make([]wakeup, n)
+		for i := range one {
+			one[i] = wakeup{at: int64(binary.LittleEndian.Uint64(raw)), late: time.Duration(binary.LittleEndian.Uint64(raw[8:]))}
+			raw = raw[16:]
+		}
+		per = append(per, one)
+		ws = append(ws, one...)
 	}
-	// One run of wake-ups per CPU: mergeStalls wants them in time order.
+	if len(per) != p.sleepers {
+		return probeResult{}
+	}
 	slices.SortStableFunc(ws, func(a, b wakeup) int { return cmp.Compare(a.at, b.at) })
-	return probeResult{ws: ws, witness: true, sleepers: p.sleepers}
+	return probeResult{ws: ws, perSleeper: per, witness: true, sleepers: p.sleepers}
 }

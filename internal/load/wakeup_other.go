@@ -21,9 +21,10 @@ type wakeup struct {
 type hostProbe struct{}
 
 type probeResult struct {
-	ws       []wakeup
-	witness  bool
-	sleepers int
+	ws         []wakeup
+	perSleeper [][]wakeup
+	witness    bool
+	sleepers   int
 }
 
 func startHostProbe(context.Context) *hostProbe { return nil }

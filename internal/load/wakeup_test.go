@@ -83,7 +83,7 @@ func TestOwnLag(t *testing.T) {
 	}
 	run := func(witness bool) Validity {
 		r := &runner{cfg: Config{MaxLag: time.Millisecond}, res: &Result{}, lateSends: sends, onTimeMax: 800_000}
-		r.ownLag(probeResult{ws: ws, witness: witness})
+		r.ownLag(probeResult{ws: ws, perSleeper: [][]wakeup{ws}, witness: witness})
 		return r.res.Validity
 	}
 	v := run(true)
@@ -99,8 +99,29 @@ func TestOwnLag(t *testing.T) {
 	}
 	// Only sends within the rule: the largest of them.
 	r := &runner{cfg: Config{MaxLag: time.Millisecond}, res: &Result{}, onTimeMax: 800_000}
-	r.ownLag(probeResult{ws: ws, witness: true})
+	r.ownLag(probeResult{ws: ws, perSleeper: [][]wakeup{ws}, witness: true})
 	if r.res.Validity.OwnMaxLag != 800*time.Microsecond {
 		t.Errorf("no late sends: own max %v", r.res.Validity.OwnMaxLag)
+	}
+
+	// Two sleepers, one per CPU: only the times when both were stalled
+	// excuse anything. The second CPU was stalled 105–125 ms (so the
+	// first send, 101–120.4 ms, is covered only from 105 ms: own 4 ms) and
+	// never around 200 ms (the third send is not excused at all).
+	var other []wakeup
+	for at := int64(0); at < 300*ms; at += ms {
+		late := 30 * time.Microsecond
+		if at == 105*ms {
+			late = 20 * time.Millisecond
+		}
+		other = append(other, wakeup{at: at, late: late})
+	}
+	if got := commonStalls([][]wakeup{ws, other}); len(got) != 1 || got[0] != [2]int64{105 * ms, 120 * ms} {
+		t.Errorf("common stalls %v, want [105ms, 120ms]", got)
+	}
+	r = &runner{cfg: Config{MaxLag: time.Millisecond}, res: &Result{}, lateSends: sends[:1], onTimeMax: 800_000}
+	r.ownLag(probeResult{perSleeper: [][]wakeup{ws, other}, witness: true})
+	if v := r.res.Validity; v.HostExcused != 0 || v.OwnMaxLag != time.Duration(4*ms+400_000) {
+		t.Errorf("two sleepers: excused %d, own max %v (want 0, 4.4ms)", v.HostExcused, v.OwnMaxLag)
 	}
 }
