@@ -175,8 +175,8 @@ func init() {
 // witnessChild sleeps to 1 ms deadlines, as SCHED_RR at $TAILGATE_WITNESS_PRIO
 // (exit status 3 if that is refused), on one thread pinned to each CPU it
 // may run on (witnessCPUs), until its standard input closes, then writes
-// every wake-up of every thread to standard output (little-endian int64
-// deadline and lateness, in ns) and exits 0.
+// each thread's wake-ups to standard output (little-endian: the thread's
+// count, then int64 deadline and lateness in ns per wake-up) and exits 0.
 func witnessChild() int {
 	prio, _ := strconv.Atoi(os.Getenv(witnessPrioEnv))
 	cpus := witnessCPUs()
