@@ -498,20 +498,18 @@ func (s *Session) read() {
 	}
 	var j faultJoin
 	var buf []Event
+	checked := map[uint32]bool{}
 	for ev := range raw {
-		if s.goSeen != nil {
+		if s.goSeen != nil && !checked[ev.PID] {
 			// A followed child (fork) is checked on its first event, off
 			// the event path: reading its binary's DWARF takes a while.
-			s.mu.Lock()
-			seen := s.goSeen[ev.PID]
-			s.mu.Unlock()
-			if !seen {
-				s.goWG.Add(1)
-				go func(pid uint32) {
-					defer s.goWG.Done()
-					s.addGoRuntime(pid)
-				}(ev.PID)
-			}
+			// checked is this goroutine's own: no lock per event.
+			checked[ev.PID] = true
+			s.goWG.Add(1)
+			go func(pid uint32) {
+				defer s.goWG.Done()
+				s.addGoRuntime(pid) // once per process: it checks goSeen
+			}(ev.PID)
 		}
 		buf = j.add(ev, buf[:0])
 		send(buf)
