@@ -243,7 +243,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		Load: loadSummary{
 			Targets: r.Load.Targets.Kind, Rate: r.Load.Rate.PerSecond(), Duration: r.Load.Duration.String(),
 			Warmup: r.Load.Warmup.String(), RoundWarmup: r.Load.RoundWarmup.String(), Rounds: r.Load.Rounds, Timeout: r.Load.Timeout.String(),
-			MaxErrorRate: r.Load.MaxErrorRate, Seed: r.Load.Seed,
+			Timeouts: r.Load.Timeouts, MaxErrorRate: r.Load.MaxErrorRate, Seed: r.Load.Seed,
 		},
 		Started: time.Now().UTC(),
 	}
@@ -396,7 +396,7 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		base := fmt.Sprintf("round-%02d", i)
 		cfg := load.Config{
 			Rate: l.Rate.PerSecond(), Duration: l.Duration, Warmup: l.RoundWarmup, Timeout: l.Timeout,
-			Targeter: tr, Name: "tailgate-" + base, MaxErrorRate: maxErr,
+			Targeter: tr, Name: "tailgate-" + base, MaxErrorRate: maxErr, TimeoutsAsErrors: l.TimeoutsAsErrors(),
 			WindowsPath: filepath.Join(rr.out, base+".windows"),
 			Progress:    rr.progress(i, l.Rounds),
 		}
@@ -669,6 +669,7 @@ type loadSummary struct {
 	RoundWarmup  string  `json:"round_warmup"`
 	Rounds       int     `json:"rounds"`
 	Timeout      string  `json:"timeout"`
+	Timeouts     string  `json:"timeouts"` // latency (censored) or error
 	MaxErrorRate float64 `json:"max_error_rate"`
 	Seed         int64   `json:"seed"`
 }

@@ -37,8 +37,11 @@ type Ref struct {
 // compressed, base64).
 type RoundRecord struct {
 	gate.RoundSummary
-	Requests int64  `json:"requests"`
-	Errors   int64  `json:"errors"`
+	Requests int64 `json:"requests"`
+	Errors   int64 `json:"errors"`
+	// Timeouts are the errors that were client timeouts (recorded at
+	// their latency, a lower bound).
+	Timeouts int64  `json:"timeouts,omitempty"`
 	Hist     string `json:"hist,omitempty"`
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tailgate-ci/tailgate/internal/gate"
 	"github.com/tailgate-ci/tailgate/internal/latency"
+	"github.com/tailgate-ci/tailgate/internal/load"
 )
 
 // Measured is one round as a Driver ran it.
@@ -24,13 +25,17 @@ type Measured struct {
 	// Hist holds the CO-corrected latencies in microseconds.
 	Hist             *hdrhistogram.Histogram
 	Requests, Errors int64
+	// Timeouts are the requests (among Errors) that got no answer within
+	// the timeout; unless the rules count them as errors they are
+	// censored latencies, not a reason to invalidate the round.
+	Timeouts int64
 	// Valid is false when the load generator lagged, the error rate was
 	// over the rule, or the service or a neighbour died; Invalid says why.
 	Valid   bool
 	Invalid []string
 	// MaxLag is the load generator's largest send lag in the round.
 	MaxLag time.Duration
-	// Notes are caveats of a valid round (load.Validity.Notes: send lag
+	// Notes are caveats of the round (load.Validity.Notes: timeouts, send lag
 	// that stalls of the host explain).
 	Notes      []string
 	Start, End time.Time
@@ -123,8 +128,10 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 		res = gate.Evaluate(cfg, rounds)
 	}
 	doc.Gate = &res
-	if n := hostStallNote(doc.Rounds); n != "" {
-		doc.Notes = append(doc.Notes, n)
+	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds)} {
+		if n != "" {
+			doc.Notes = append(doc.Notes, n)
+		}
 	}
 	doc.Finished = time.Now().UTC()
 	return doc, nil
@@ -136,14 +143,41 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 func hostStallNote(rounds []RoundRecord) string {
 	n := 0
 	for _, r := range rounds {
-		if r.Valid && len(r.Notes) > 0 {
+		if r.Valid && hasNote(r.Notes, load.NoteHostStalls) {
 			n++
 		}
 	}
 	if n == 0 {
 		return ""
 	}
-	return fmt.Sprintf("host stalls: %d of %d rounds are valid although some requests went out more than the max lag late, because a real-time sleeper above the load generator was stalled over the same time (the generator's own lag stayed within the rule); those requests' latencies include the stall, which can only raise the figures (see each round's notes)", n, len(rounds))
+	return fmt.Sprintf(load.NoteHostStalls+" %d of %d rounds are valid although some requests went out more than the max lag late, because a real-time sleeper above the load generator was stalled over the same time (the generator's own lag stayed within the rule); those requests' latencies include the stall, which can only raise the figures (see each round's notes)", n, len(rounds))
+}
+
+// timeoutNote says how many rounds had timed-out requests (empty when none
+// did): they are in the histograms at their latency, a lower bound.
+func timeoutNote(rounds []RoundRecord) string {
+	n, t, req := 0, int64(0), int64(0)
+	for _, r := range rounds {
+		req += r.Requests
+		if r.Timeouts > 0 {
+			n++
+			t += r.Timeouts
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(load.NoteTimeouts+" %d of %d rounds had requests with no answer within the timeout (%d of %d requests); each is in its round's histogram at its latency, a lower bound, so a quantile at or above the timeout is a lower bound too (and a p99 that far above the SLO fails it all the same)", n, len(rounds), t, req)
+}
+
+// hasNote reports whether a note starts with prefix.
+func hasNote(notes []string, prefix string) bool {
+	for _, n := range notes {
+		if strings.HasPrefix(n, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // evaluateInvalid evaluates rounds that hold an invalid one and makes sure
@@ -180,7 +214,7 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 		}
 	}
 	r := gate.Round{Arm: s.Arm, Index: s.Index, Block: s.Block, Order: s.Order, Hist: m.Hist, Valid: m.Valid, Invalid: m.Invalid}
-	rec := RoundRecord{RoundSummary: summarize(r), Requests: m.Requests, Errors: m.Errors}
+	rec := RoundRecord{RoundSummary: summarize(r), Requests: m.Requests, Errors: m.Errors, Timeouts: m.Timeouts}
 	rec.Notes = m.Notes
 	if enc, err := latency.Encode(m.Hist); err == nil {
 		rec.Hist = enc
@@ -189,7 +223,7 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 	}
 	doc.Rounds = append(doc.Rounds, rec)
 	valid := "valid"
-	if len(m.Notes) > 0 {
+	if hasNote(m.Notes, load.NoteHostStalls) {
 		valid = fmt.Sprintf("valid (%s)", strings.Join(m.Notes, "; "))
 	}
 	if !m.Valid {
@@ -365,8 +399,10 @@ func RunExperiment(ctx context.Context, o ExperimentRun) (*ExperimentResult, err
 	if len(out.Invalid) > 0 {
 		doc.Notes = append(doc.Notes, fmt.Sprintf("INVALID: %d invalid rounds; the experiment is not evidence", len(out.Invalid)))
 	}
-	if n := hostStallNote(doc.Rounds); n != "" {
-		doc.Notes = append(doc.Notes, n)
+	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds)} {
+		if n != "" {
+			doc.Notes = append(doc.Notes, n)
+		}
 	}
 	return out, nil
 }

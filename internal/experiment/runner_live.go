@@ -386,6 +386,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	cfg := load.Config{
 		Rate: f.o.Rate, Duration: f.o.RoundDuration, Warmup: f.o.RoundWarmup, Timeout: f.r.Load.Timeout,
 		Targeter: tr, Name: fmt.Sprintf("tailgate-%s-%d", s.Arm, s.Index), MaxErrorRate: maxErr, MaxLag: f.r.Gate.Lag(),
+		TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
 	}
 	if f.o.WindowsDir != "" {
 		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, fmt.Sprintf("round-%03d-%s.windows", s.Order, safe(s.Arm)))
@@ -394,7 +395,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Valid: res.Validity.Valid,
+	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid,
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
 	if err := a.svc.NeighbourErr(); err != nil {

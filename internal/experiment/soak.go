@@ -17,6 +17,7 @@ import (
 
 	"github.com/tailgate-ci/tailgate/internal/gate"
 	"github.com/tailgate-ci/tailgate/internal/latency"
+	"github.com/tailgate-ci/tailgate/internal/load"
 )
 
 // Soak defaults.
@@ -70,13 +71,14 @@ type SoakWindow struct {
 	End      time.Time     `json:"end"`
 	Requests int64         `json:"requests"`
 	Errors   int64         `json:"errors"`
+	Timeouts int64         `json:"timeouts,omitempty"` // of Errors
 	P50      time.Duration `json:"p50_ns"`
 	P99      time.Duration `json:"p99_ns"`
 	Max      time.Duration `json:"max_ns"`
 	MaxLag   time.Duration `json:"max_lag_ns"`
 	Valid    bool          `json:"valid"`
 	Invalid  []string      `json:"invalid,omitempty"`
-	Notes    []string      `json:"notes,omitempty"` // caveats of a valid window (host stalls)
+	Notes    []string      `json:"notes,omitempty"` // caveats (host stalls, timeouts)
 	Sample   *Sample       `json:"sample,omitempty"`
 	// Hist is the window's histogram (latency.Encode).
 	Hist string `json:"hist"`
@@ -167,7 +169,7 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 				return res, fmt.Errorf("record soak window %d: %w", i, err)
 			}
 		}
-		w := SoakWindow{Index: i, Start: m.Start, End: m.End, Requests: m.Requests, Errors: m.Errors,
+		w := SoakWindow{Index: i, Start: m.Start, End: m.End, Requests: m.Requests, Errors: m.Errors, Timeouts: m.Timeouts,
 			MaxLag: m.MaxLag, Valid: m.Valid, Invalid: m.Invalid, Notes: m.Notes}
 		if m.Hist != nil && m.Hist.TotalCount() > 0 {
 			w.P50, w.P99, w.Max = latency.Quantile(m.Hist, 0.5), latency.Quantile(m.Hist, 0.99), latency.Max(m.Hist)
@@ -186,7 +188,7 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 		}
 		res.Windows = append(res.Windows, w)
 		valid := "valid"
-		if len(w.Notes) > 0 {
+		if hasNote(w.Notes, load.NoteHostStalls) {
 			valid = "valid (host stalls)"
 		}
 		if !w.Valid {
@@ -201,12 +203,12 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 	res.Finished = time.Now().UTC()
 	stalled := 0
 	for _, w := range res.Windows {
-		if w.Valid && len(w.Notes) > 0 {
+		if w.Valid && hasNote(w.Notes, load.NoteHostStalls) {
 			stalled++
 		}
 	}
 	if stalled > 0 {
-		res.Notes = append(res.Notes, fmt.Sprintf("host stalls: %d of %d windows are valid although some requests went out more than the max lag late, inside stalls of the host a real-time sleeper above the load generator shared; their latencies include the stall", stalled, len(res.Windows)))
+		res.Notes = append(res.Notes, fmt.Sprintf(load.NoteHostStalls+" %d of %d windows are valid although some requests went out more than the max lag late, inside stalls of the host a real-time sleeper above the load generator shared; their latencies include the stall", stalled, len(res.Windows)))
 	}
 	if err := analyseSoak(res, o); err != nil {
 		return res, err

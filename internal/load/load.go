@@ -83,8 +83,15 @@ type Config struct {
 	// are sent but not recorded anywhere.
 	Warmup time.Duration
 	// Timeout bounds each request (default DefaultTimeout); a timed-out
-	// request is recorded at its latency with status 0.
+	// request is recorded at its latency with status 0. That latency is a
+	// lower bound (the request would have taken at least that long), so a
+	// quantile at or above the timeout is one too; it never understates.
 	Timeout time.Duration
+	// TimeoutsAsErrors counts timed-out requests against MaxErrorRate as
+	// well. Without it a timeout is a (censored) latency, not an error: a
+	// service too slow to answer within the timeout fails its latency
+	// objective instead of making the round invalid.
+	TimeoutsAsErrors bool
 	// Targeter supplies the requests (required); see ReqgenTargeter and
 	// FileTargeter.
 	Targeter vegeta.Targeter
@@ -141,6 +148,15 @@ type Progress struct {
 	MaxLag   time.Duration
 }
 
+// Validity.Notes begin with one of these.
+const (
+	// NoteHostStalls: sends later than the max lag, all inside stalls of
+	// the host (a valid round's caveat).
+	NoteHostStalls = "host stalls:"
+	// NoteTimeouts: requests that timed out, recorded as lower bounds.
+	NoteTimeouts = "timeouts:"
+)
+
 // Validity says whether a round can be trusted, and if not, why.
 type Validity struct {
 	Valid        bool
@@ -152,7 +168,9 @@ type Validity struct {
 	Omitted      int64         // scheduled in the window but never sent (attacker too slow)
 	AchievedRate float64       // requests sent per second during the measured window
 	TargetRate   float64       // the schedule's rate (1/interval)
-	ErrorRate    float64       // errors / measured requests
+	// ErrorRate is the errors held to MaxErrorRate (Result.Errors, less
+	// the timeouts unless Config.TimeoutsAsErrors) / measured requests.
+	ErrorRate float64
 	// Bare sleepers woke every 1 ms beside the load generator during the
 	// measured window: HostSleepers of them (one pinned to each CPU the
 	// witness watches, or one unpinned), HostWakeups wake-ups in all, the
@@ -176,7 +194,12 @@ type Validity struct {
 	HostWitness bool
 	OwnMaxLag   time.Duration
 	HostExcused int64
-	// Notes are caveats of a round that is valid nonetheless.
+	// LagOnly is true for an invalid round whose only fault is the load
+	// generator's own send lag (the service answered, on time or not, with
+	// no excess errors, and every scheduled request went out): running it
+	// again may give a valid round.
+	LagOnly bool
+	// Notes are caveats of the round, each starting with a Note* prefix.
 	Notes []string
 }
 
@@ -751,8 +774,16 @@ func (r *runner) validity() {
 	v.LagP50 = time.Duration(r.lags.ValueAtQuantile(50)) * time.Microsecond
 	v.LagP99 = time.Duration(r.lags.ValueAtQuantile(99)) * time.Microsecond
 	v.Omitted = r.expected - rs.Requests
+	failed := rs.Errors
+	if !cfg.TimeoutsAsErrors {
+		failed -= rs.Timeouts
+	}
 	if rs.Requests > 0 {
-		v.ErrorRate = float64(rs.Errors) / float64(rs.Requests)
+		v.ErrorRate = float64(failed) / float64(rs.Requests)
+	}
+	if rs.Timeouts > 0 && !cfg.TimeoutsAsErrors {
+		v.Notes = append(v.Notes, fmt.Sprintf(NoteTimeouts+" %d of %d requests (%.3f%%) got no answer within %v; each is recorded at its latency (>= %v), a lower bound, so any quantile at or above %v is one too",
+			rs.Timeouts, rs.Requests, 100*float64(rs.Timeouts)/float64(rs.Requests), cfg.Timeout, cfg.Timeout, cfg.Timeout))
 	}
 	if rs.Requests == 0 {
 		v.Reasons = append(v.Reasons, "no requests measured")
@@ -787,7 +818,7 @@ func (r *runner) validity() {
 		}
 		v.Reasons = append(v.Reasons, reason)
 	case v.MaxLag > cfg.MaxLag:
-		v.Notes = append(v.Notes, fmt.Sprintf("host stalls: %d of %d requests sent more than %v late (up to %v), all inside stalls of the host: %s; the load generator's own lag stayed within %v; those requests' latency includes the stall",
+		v.Notes = append(v.Notes, fmt.Sprintf(NoteHostStalls+" %d of %d requests sent more than %v late (up to %v), all inside stalls of the host: %s; the load generator's own lag stayed within %v; those requests' latency includes the stall",
 			r.late, rs.Requests, cfg.MaxLag, v.MaxLag.Round(time.Microsecond), host, v.OwnMaxLag.Round(time.Microsecond)))
 	}
 	if ratio := v.AchievedRate / v.TargetRate; ratio < cfg.MinRateRatio {
@@ -795,10 +826,15 @@ func (r *runner) validity() {
 			v.AchievedRate, 100*ratio, v.TargetRate, 100*cfg.MinRateRatio))
 	}
 	if v.ErrorRate > cfg.MaxErrorRate {
-		v.Reasons = append(v.Reasons, fmt.Sprintf("error rate %.3f%% > %.3f%% (%d errors: %s)",
-			100*v.ErrorRate, 100*cfg.MaxErrorRate, rs.Errors, codesSummary(rs.Codes)))
+		what := fmt.Sprintf("%d errors", failed)
+		if rs.Timeouts > 0 && !cfg.TimeoutsAsErrors {
+			what = fmt.Sprintf("%d errors besides %d timeouts", failed, rs.Timeouts)
+		}
+		v.Reasons = append(v.Reasons, fmt.Sprintf("error rate %.3f%% > %.3f%% (%s: %s)",
+			100*v.ErrorRate, 100*cfg.MaxErrorRate, what, codesSummary(rs.Codes)))
 	}
 	v.Valid = len(v.Reasons) == 0
+	v.LagOnly = len(v.Reasons) == 1 && v.OwnMaxLag > cfg.MaxLag
 }
 
 // codesSummary lists status counts, e.g. "0×3 503×12".

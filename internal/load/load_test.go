@@ -219,6 +219,58 @@ func TestRunTimeoutsAndErrorsAreRecorded(t *testing.T) {
 	}
 }
 
+// TestTimeoutsAreCensoredLatencies: a service that only times out (no
+// other error) fails on latency, not on validity: its timeouts are in the
+// histogram at >= the timeout and the round stays valid with a note,
+// unless the rules count timeouts as errors.
+func TestTimeoutsAreCensoredLatencies(t *testing.T) {
+	skipNoClock(t)
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 { // a quarter hang past the client timeout
+			select {
+			case <-r.Context().Done():
+			case <-time.After(2 * time.Second):
+			}
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	t.Cleanup(srv.Close)
+	for _, asErrors := range []bool{false, true} {
+		n.Store(0)
+		res, err := Run(context.Background(), Config{
+			Rate: 100, Duration: time.Second, Timeout: 100 * time.Millisecond,
+			Targeter: getTargeter(srv.URL), TimeoutsAsErrors: asErrors, MaxLag: time.Second,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v := res.Validity
+		t.Logf("as errors %v: timeouts %d of %d, validity %+v", asErrors, res.Timeouts, res.Requests, v)
+		if res.Timeouts < 15 || res.Errors != res.Timeouts {
+			t.Fatalf("timeouts %d, errors %d of %d requests: want about a quarter, all timeouts", res.Timeouts, res.Errors, res.Requests)
+		}
+		// The p90 is a timeout: recorded at (at least) the timeout.
+		if p90 := latency.Quantile(res.Hist, 0.9); p90 < 100*time.Millisecond {
+			t.Errorf("p90 %v, want >= the 100ms timeout", p90)
+		}
+		if asErrors {
+			if v.Valid || !hasReason(v, "error rate") || v.ErrorRate < 0.15 {
+				t.Errorf("timeouts as errors: validity %+v, want invalid for the error rate", v)
+			}
+			continue
+		}
+		if v.ErrorRate != 0 || hasReason(v, "error rate") {
+			t.Errorf("timeouts as latencies: error rate %v, reasons %v: want 0 and no error-rate reason", v.ErrorRate, v.Reasons)
+		}
+		note := strings.Join(v.Notes, ";")
+		if !strings.Contains(note, "timeouts:") || !strings.Contains(note, "lower bound") {
+			t.Errorf("notes %q: want the timeouts named as lower bounds", note)
+		}
+	}
+}
+
 func hasReason(v Validity, sub string) bool {
 	for _, r := range v.Reasons {
 		if strings.Contains(r, sub) {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tailgate-ci/tailgate/internal/latency"
 )
 
 func TestSummarizeWakeups(t *testing.T) {
@@ -123,5 +125,36 @@ func TestOwnLag(t *testing.T) {
 	r.ownLag(probeResult{perSleeper: [][]wakeup{ws, other}, witness: true})
 	if v := r.res.Validity; v.HostExcused != 0 || v.OwnMaxLag != time.Duration(4*ms+400_000) {
 		t.Errorf("two sleepers: excused %d, own max %v (want 0, 4.4ms)", v.HostExcused, v.OwnMaxLag)
+	}
+}
+
+// TestLagOnly: a round whose only fault is the generator's own lag says so
+// (the runner may run it again); one with errors or unsent requests too
+// does not.
+func TestLagOnly(t *testing.T) {
+	mk := func(ownLag time.Duration, errors, omitted int64) Validity {
+		r := &runner{cfg: Config{MaxLag: time.Millisecond, Duration: time.Second, MinRateRatio: 0.99, MaxErrorRate: 0.001},
+			res: &Result{Requests: 1000 - omitted, Errors: errors, Codes: map[uint16]int64{200: 1000 - errors - omitted, 503: errors}},
+			iv:  time.Millisecond, sentIn: 1000 - omitted, expected: 1000, maxLag: int64(ownLag), lags: latency.New()}
+		r.res.Validity.OwnMaxLag = ownLag
+		r.validity()
+		return r.res.Validity
+	}
+	for _, tc := range []struct {
+		name            string
+		lag             time.Duration
+		errors, omitted int64
+		valid, lagOnly  bool
+	}{
+		{"on time", 500 * time.Microsecond, 0, 0, true, false},
+		{"lag only", 3 * time.Millisecond, 0, 0, false, true},
+		{"lag and errors", 3 * time.Millisecond, 50, 0, false, false},
+		{"lag and unsent", 3 * time.Millisecond, 0, 40, false, false},
+		{"errors only", 500 * time.Microsecond, 50, 0, false, false},
+	} {
+		v := mk(tc.lag, tc.errors, tc.omitted)
+		if v.Valid != tc.valid || v.LagOnly != tc.lagOnly {
+			t.Errorf("%s: valid %v lag only %v (reasons %q), want %v %v", tc.name, v.Valid, v.LagOnly, v.Reasons, tc.valid, tc.lagOnly)
+		}
 	}
 }

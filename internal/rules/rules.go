@@ -117,10 +117,24 @@ type LoadSpec struct {
 	RoundWarmup time.Duration `yaml:"round_warmup"`
 	Rounds      int           `yaml:"rounds"`
 	Timeout     time.Duration `yaml:"timeout"`
+	// Timeouts says what a request that hits Timeout is: TimeoutsLatency
+	// (the default) records it at its latency, a lower bound, so a service
+	// too slow to answer fails its SLO; TimeoutsError also counts it
+	// against MaxErrorRate, so such a round is invalid.
+	Timeouts string `yaml:"timeouts"`
 	// MaxErrorRate is the fraction of failed requests above which a round
 	// is invalid.
 	MaxErrorRate float64 `yaml:"max_error_rate"`
 }
+
+// Values of load.timeouts.
+const (
+	TimeoutsLatency = "latency"
+	TimeoutsError   = "error"
+)
+
+// TimeoutsAsErrors reports whether timed-out requests count as errors.
+func (l *LoadSpec) TimeoutsAsErrors() bool { return l.Timeouts == TimeoutsError }
 
 // Target kinds.
 const (
@@ -212,6 +226,13 @@ func (r *Rules) validate(d *decoder, n *yaml.Node, path string) {
 		d.errorf(n, "load", "missing")
 	}
 	r.validateFixes(d, n)
+	// A timeout recorded as a latency is a lower bound: it must lie above
+	// the SLO, or a service that never answers could pass on it.
+	if slo := r.Gate.Config().WithDefaults().SLO; !r.Load.TimeoutsAsErrors() && r.Load.Timeout > 0 && r.Load.Timeout <= slo {
+		ln := lineOf(lineOf(n, "load"), "timeout")
+		d.errorf(ln, "load.timeout", "%v is not above the SLO %v: a timed-out request is recorded at the timeout, so it must be a latency that fails the SLO (raise the timeout, or set load.timeouts: error)",
+			r.Load.Timeout, slo)
+	}
 }
 
 func (s *Service) validate(d *decoder, n *yaml.Node, path string) {
@@ -280,6 +301,14 @@ func (l *LoadSpec) validate(d *decoder, n *yaml.Node, path string) {
 	}
 	if l.MaxErrorRate < 0 || l.MaxErrorRate > 1 || math.IsNaN(l.MaxErrorRate) {
 		d.errorf(lineOf(n, "max_error_rate"), join(path, "max_error_rate"), "%g: want a fraction in [0,1]", l.MaxErrorRate)
+	}
+	switch l.Timeouts {
+	case "":
+		l.Timeouts = TimeoutsLatency
+	case TimeoutsLatency, TimeoutsError:
+	default:
+		d.errorf(lineOf(n, "timeouts"), join(path, "timeouts"), "%q: want %s (recorded at the timeout, a lower bound) or %s (counted against max_error_rate)",
+			l.Timeouts, TimeoutsLatency, TimeoutsError)
 	}
 	if !has(n, "targets") {
 		d.errorf(n, join(path, "targets"), "missing (kind: reqgen with url, or kind: file with file and format)")

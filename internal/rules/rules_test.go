@@ -131,6 +131,9 @@ func TestParseBad(t *testing.T) {
 		{"rounds string", replace("  rounds:", "  rounds: many"), `bad.yaml:25: load.rounds: "many" is not an integer`},
 		{"rounds zero", replace("  rounds:", "  rounds: 0"), `load.rounds: 0: want at least 1`},
 		{"error rate", replace("  max_error_rate:", "  max_error_rate: 2"), `bad.yaml:27: load.max_error_rate: 2: want a fraction in [0,1]`},
+		{"timeouts word", replace("  max_error_rate:", "  max_error_rate: 0.001\n  timeouts: ignore"), `bad.yaml:28: load.timeouts: "ignore": want latency`},
+		{"timeout under the SLO", replace("  timeout:", "  timeout: 20ms"), `bad.yaml:26: load.timeout: 20ms is not above the SLO 25ms`},
+		{"timeout under a set SLO", good + "gate:\n  slo: 2s\n", `bad.yaml:26: load.timeout: 1s is not above the SLO 2s`},
 		{"seed type", replace("  seed:", "  seed: {a: 1}"), `bad.yaml:20: load.seed: want an integer, got a mapping`},
 		{"bool type", replace("      privileged:", "      privileged: sometimes"), `bad.yaml:15: service.neighbours[0].privileged: "sometimes" is not true or false`},
 		{"service not mapping", "version: 1\nservice: [a]\nload: {rate: 1, targets: {url: 'http://x'}}\n", "bad.yaml:2: service: want a mapping, got a list"},
@@ -168,6 +171,25 @@ func TestParseBad(t *testing.T) {
 				t.Fatalf("error %q\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseTimeouts(t *testing.T) {
+	r, err := Parse("good.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Load.Timeouts != TimeoutsLatency || r.Load.TimeoutsAsErrors() {
+		t.Fatalf("default timeouts %q, as errors %v: want latency", r.Load.Timeouts, r.Load.TimeoutsAsErrors())
+	}
+	// Counted as errors, a timeout under the SLO is allowed: it cannot
+	// pass as a latency then.
+	data := strings.Replace(good, "  timeout: 1s", "  timeout: 20ms\n  timeouts: error", 1)
+	if r, err = Parse("err.yaml", []byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if !r.Load.TimeoutsAsErrors() || r.Load.Timeout != 20*time.Millisecond {
+		t.Fatalf("timeouts %q timeout %v: want error, 20ms", r.Load.Timeouts, r.Load.Timeout)
 	}
 }
 
