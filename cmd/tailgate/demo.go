@@ -583,7 +583,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	res, runErr := experiment.RunExperiment(ctx, experiment.ExperimentRun{
 		Fixes: fixes, Mode: experiment.ModeStandard, Blocks: o.blocks, Seed: seed, Gate: cfg,
 		Attribution: experiment.AttributionConfig{Seed: cfg.Seed, Bootstrap: cfg.Bootstrap},
-		Driver:      fleet, Record: histRecorder(expDir), Progress: stderr,
+		Driver:      fleet, Record: histRecorder(expDir), Progress: stderr, LagReruns: r.Gate.Reruns(),
 	})
 	if res == nil || res.Document == nil {
 		if runErr == nil {
@@ -647,7 +647,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	gcfg.MinRounds, gcfg.MaxRounds, gcfg.CheckpointEvery, gcfg.AARounds = o.gateMin, o.gateMax, DefaultDemoGateEvery, o.gateAA
 	gateDir := filepath.Join(o.out, "gate")
 	gateDoc, runErr := experiment.RunGate(ctx, experiment.GateRun{
-		Config: gcfg, Seed: seed, Record: histRecorder(gateDir), Progress: stderr,
+		Config: gcfg, Seed: seed, Record: histRecorder(gateDir), Progress: stderr, LagReruns: r.Gate.Reruns(),
 		Driver: aliasDriver{d: fleet, alias: map[string]string{gate.ArmBase: experiment.Baseline, gate.ArmHead: all}},
 	})
 	if gateDoc == nil {
@@ -782,7 +782,7 @@ func demoProfiles(ctx context.Context, deps demoDeps, fleet demoFleet, dir, wind
 			notes = append(notes, fmt.Sprintf("the profiled round of %s is invalid (%s); its profile is shown, no verdict uses it", v, strings.Join(m.Invalid, "; ")))
 		}
 		// The fleet names a round's windows file after its order and arm.
-		win := filepath.Join(windowsDir, fmt.Sprintf("round-%03d-%s.windows", slot.Order, strings.ReplaceAll(slot.Arm, "/", "_")))
+		win := filepath.Join(windowsDir, slot.FileName("windows"))
 		if _, err := os.Stat(win); err != nil {
 			win = ""
 		}

@@ -58,6 +58,7 @@ type liveFlags struct {
 	roundWarm time.Duration
 	warmup    time.Duration
 	maxLag    time.Duration
+	lagReruns int
 	priority  string
 	windows   bool
 	sharedNbs bool
@@ -94,6 +95,7 @@ func (l *liveFlags) register(fs *flag.FlagSet, roundFlags bool) {
 	}
 	fs.Func("warmup", "warm-up of each service after its start (default: load.warmup)", dur(&l.warmup))
 	fs.Func("max-lag", "largest load-generator send lag of a valid round (default: gate.max_lag, 1ms); recorded", dur(&l.maxLag))
+	fs.IntVar(&l.lagReruns, "lag-reruns", 0, "rounds that may run again when invalid only for the load generator's own lag (default: gate.lag_reruns, 20; 0: none)")
 	fs.StringVar(&l.priority, "attacker-priority", experiment.PriorityRealtime, "load generator threads once the services run: rt (SCHED_RR 1), nice (-19, and the session autogroup) or none; root")
 	fs.BoolVar(&l.windows, "windows", false, "also write every round's request windows (large)")
 	fs.BoolVar(&l.sharedNbs, "shared-neighbours", false, "keep every arm's neighbours running all the time (default: each arm's run only during its own warm-up and rounds)")
@@ -115,6 +117,9 @@ func parseLive(name string, fs *flag.FlagSet, l *liveFlags, args []string) error
 	if l.set["max-lag"] && l.maxLag == 0 {
 		return usageErrorf("%s: --max-lag must be positive", name)
 	}
+	if l.lagReruns < 0 {
+		return usageErrorf("%s: --lag-reruns %d: want 0 or more", name, l.lagReruns)
+	}
 	switch l.priority {
 	case experiment.PriorityRealtime, experiment.PriorityNice, experiment.PriorityNone:
 	default:
@@ -132,6 +137,9 @@ func loadLiveRules(name string, l *liveFlags) (*rules.Rules, []byte, error) {
 	}
 	if l.set["max-lag"] {
 		r.Gate.MaxLag = l.maxLag
+	}
+	if l.set["lag-reruns"] {
+		r.Gate.LagReruns = &l.lagReruns
 	}
 	if l.set["round-duration"] {
 		r.Gate.RoundDuration = l.roundDur
@@ -208,8 +216,7 @@ func histRecorder(out string) experiment.RecordFunc {
 		if err != nil {
 			return err
 		}
-		name := fmt.Sprintf("round-%03d-%s.hist", s.Order, strings.ReplaceAll(s.Arm, "/", "_"))
-		return os.WriteFile(filepath.Join(out, "rounds", name), []byte(enc+"\n"), 0o644)
+		return os.WriteFile(filepath.Join(out, "rounds", s.FileName("hist")), []byte(enc+"\n"), 0o644)
 	}
 }
 
@@ -272,7 +279,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	defer fleet.Close()
 	deployed := time.Since(start)
 	doc, runErr := experiment.RunGate(ctx, experiment.GateRun{
-		Config: cfg, Seed: l.seedOr(r), Driver: fleet, Record: histRecorder(out), Progress: stderr,
+		Config: cfg, Seed: l.seedOr(r), Driver: fleet, Record: histRecorder(out), Progress: stderr, LagReruns: r.Gate.Reruns(),
 	})
 	if doc == nil {
 		return fmt.Errorf("gate: %w", runErr)

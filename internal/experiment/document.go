@@ -41,8 +41,10 @@ type RoundRecord struct {
 	Errors   int64 `json:"errors"`
 	// Timeouts are the errors that were client timeouts (recorded at
 	// their latency, a lower bound).
-	Timeouts int64  `json:"timeouts,omitempty"`
-	Hist     string `json:"hist,omitempty"`
+	Timeouts int64 `json:"timeouts,omitempty"`
+	// Attempt is the slot's attempt (0: the first; see Document.Reruns).
+	Attempt int    `json:"attempt,omitempty"`
+	Hist    string `json:"hist,omitempty"`
 }
 
 // Document is the versioned JSON result of `tailgate gate` and `tailgate
@@ -64,6 +66,10 @@ type Document struct {
 	ScheduleSeed int64         `json:"schedule_seed"`
 	Schedule     []Slot        `json:"schedule,omitempty"`
 	Rounds       []RoundRecord `json:"rounds"`
+	// Reruns are the attempts discarded because they were invalid only for
+	// the load generator's own lag; the slot ran again (Rounds holds its
+	// last attempt). Kept as measured, histograms included.
+	Reruns []RoundRecord `json:"reruns,omitempty"`
 	// Gate is set for KindGate, Attribution for KindExperiment.
 	Gate        *gate.Result `json:"gate,omitempty"`
 	Attribution *Attribution `json:"attribution,omitempty"`

@@ -33,6 +33,10 @@ type Measured struct {
 	// over the rule, or the service or a neighbour died; Invalid says why.
 	Valid   bool
 	Invalid []string
+	// LagOnly marks an invalid round whose only fault is the load
+	// generator's own send lag (load.Validity.LagOnly): the service was not
+	// at fault, and the runner may run the slot again (LagReruns).
+	LagOnly bool
 	// MaxLag is the load generator's largest send lag in the round.
 	MaxLag time.Duration
 	// Notes are caveats of the round (load.Validity.Notes: timeouts, send lag
@@ -68,6 +72,11 @@ type GateRun struct {
 	Seed   int64
 	Driver Driver
 	Record RecordFunc
+	// LagReruns is how many rounds of the run may be run again because they
+	// were invalid only for the load generator's own lag (0: none; an
+	// invalid round then stops the gate). The discarded attempts are kept
+	// in the document's Reruns.
+	LagReruns int
 	// Progress, if set, gets one line per round and per checkpoint.
 	Progress io.Writer
 }
@@ -95,8 +104,9 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 	complete := 0
 	var res gate.Result
 	evaluated := false
+	reruns := o.LagReruns
 	for i, s := range slots {
-		r, err := runSlot(ctx, o.Driver, o.Record, s, doc, o.Progress)
+		r, err := runSlotReruns(ctx, o.Driver, o.Record, s, doc, o.Progress, &reruns)
 		if err != nil {
 			doc.Finished = time.Now().UTC()
 			return doc, err
@@ -196,30 +206,51 @@ func evaluateInvalid(cfg gate.Config, rounds []gate.Round) gate.Result {
 	return res
 }
 
+// runSlotReruns runs a slot with runSlot and, while it is invalid only for
+// the load generator's own lag and *left allows, runs it again: each
+// discarded attempt moves from doc.Rounds to doc.Reruns (its histogram
+// was recorded), and *left counts down. The last attempt stands, valid
+// or not.
+func runSlotReruns(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Document, progress io.Writer, left *int) (gate.Round, error) {
+	for {
+		r, m, err := runSlot(ctx, d, record, s, doc, progress)
+		if err != nil || r.Valid || !m.LagOnly || *left <= 0 {
+			return r, err
+		}
+		*left--
+		last := len(doc.Rounds) - 1
+		doc.Reruns = append(doc.Reruns, doc.Rounds[last])
+		doc.Rounds = doc.Rounds[:last]
+		s.Attempt++
+		logf(progress, "round %d (%s #%d) is invalid only for the load generator's own lag: running it again (attempt %d; %d re-runs left)",
+			s.Order+1, s.Arm, s.Index, s.Attempt+1, *left)
+	}
+}
+
 // runSlot runs one slot, records it and appends its record to doc.
-func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Document, progress io.Writer) (gate.Round, error) {
+func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Document, progress io.Writer) (gate.Round, *Measured, error) {
 	if err := ctx.Err(); err != nil {
-		return gate.Round{}, err
+		return gate.Round{}, nil, err
 	}
 	m, err := d.Round(ctx, ServiceArm(s), s)
 	if err != nil {
-		return gate.Round{}, fmt.Errorf("round %d (%s #%d): %w", s.Order, s.Arm, s.Index, err)
+		return gate.Round{}, nil, fmt.Errorf("round %d (%s #%d): %w", s.Order, s.Arm, s.Index, err)
 	}
 	if m == nil || m.Hist == nil {
-		return gate.Round{}, fmt.Errorf("round %d (%s #%d): driver returned no histogram", s.Order, s.Arm, s.Index)
+		return gate.Round{}, nil, fmt.Errorf("round %d (%s #%d): driver returned no histogram", s.Order, s.Arm, s.Index)
 	}
 	if record != nil {
 		if err := record(s, m); err != nil {
-			return gate.Round{}, fmt.Errorf("record round %d: %w", s.Order, err)
+			return gate.Round{}, nil, fmt.Errorf("record round %d: %w", s.Order, err)
 		}
 	}
 	r := gate.Round{Arm: s.Arm, Index: s.Index, Block: s.Block, Order: s.Order, Hist: m.Hist, Valid: m.Valid, Invalid: m.Invalid}
-	rec := RoundRecord{RoundSummary: summarize(r), Requests: m.Requests, Errors: m.Errors, Timeouts: m.Timeouts}
+	rec := RoundRecord{RoundSummary: summarize(r), Requests: m.Requests, Errors: m.Errors, Timeouts: m.Timeouts, Attempt: s.Attempt}
 	rec.Notes = m.Notes
 	if enc, err := latency.Encode(m.Hist); err == nil {
 		rec.Hist = enc
 	} else {
-		return r, fmt.Errorf("encode round %d: %w", s.Order, err)
+		return r, m, fmt.Errorf("encode round %d: %w", s.Order, err)
 	}
 	doc.Rounds = append(doc.Rounds, rec)
 	valid := "valid"
@@ -231,7 +262,7 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 	}
 	logf(progress, "round %d (block %d, %s #%d): %d requests, p50 %s, p99 %s, max lag %s, %s", s.Order+1, s.Block, s.Arm, s.Index,
 		m.Requests, fmtDur(rec.P50), fmtDur(rec.P99), m.MaxLag.Round(time.Microsecond), valid)
-	return r, nil
+	return r, m, nil
 }
 
 func summarize(r gate.Round) gate.RoundSummary {
@@ -272,7 +303,9 @@ type ExperimentRun struct {
 	Attribution AttributionConfig
 	Driver      Driver
 	Record      RecordFunc
-	Progress    io.Writer
+	// LagReruns: as GateRun's.
+	LagReruns int
+	Progress  io.Writer
 }
 
 // VariantVerdict is one variant judged as the head of a gate whose base is
@@ -326,8 +359,9 @@ func RunExperiment(ctx context.Context, o ExperimentRun) (*ExperimentResult, err
 	doc := &Document{Kind: KindExperiment, ScheduleSeed: o.Seed, Schedule: slots, Started: time.Now().UTC()}
 	out := &ExperimentResult{Document: doc}
 	var rounds []gate.Round
+	reruns := o.LagReruns
 	for _, s := range slots {
-		r, err := runSlot(ctx, o.Driver, o.Record, s, doc, o.Progress)
+		r, err := runSlotReruns(ctx, o.Driver, o.Record, s, doc, o.Progress, &reruns)
 		if err != nil {
 			doc.Finished = time.Now().UTC()
 			return out, err

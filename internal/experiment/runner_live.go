@@ -389,13 +389,13 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 		TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
 	}
 	if f.o.WindowsDir != "" {
-		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, fmt.Sprintf("round-%03d-%s.windows", s.Order, safe(s.Arm)))
+		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, s.FileName("windows"))
 	}
 	res, err := load.Run(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid,
+	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly,
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
 	if err := a.svc.NeighbourErr(); err != nil {

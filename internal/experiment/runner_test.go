@@ -21,8 +21,10 @@ type fakeDriver struct {
 	median  map[string]time.Duration // per service arm (or variant)
 	tail    map[string]time.Duration // the top 2 % of requests take this long
 	n       int
-	invalid map[int]bool // slot orders to mark invalid
-	stalled map[int]bool // slot orders valid with a host-stall note
+	invalid map[int]bool       // slot orders to mark invalid
+	stalled map[int]bool       // slot orders valid with a host-stall note
+	lagged  map[int]int        // slot order -> attempts invalid only for the generator's lag
+	timeout map[string]float64 // per service arm: fraction of requests timed out at 2 s
 	calls   []Slot
 	service []string
 }
@@ -44,7 +46,17 @@ func (f *fakeDriver) Round(ctx context.Context, service string, s Slot) (*Measur
 	}
 	m := &Measured{Hist: h, Requests: int64(f.n), Valid: !f.invalid[s.Order]}
 	if !m.Valid {
-		m.Invalid = []string{"max lag 3ms > 1ms"}
+		m.Invalid = []string{"error rate 3% > 0.1%"}
+	}
+	if s.Attempt < f.lagged[s.Order] {
+		m.Valid, m.LagOnly, m.Invalid = false, true, []string{"attacker lagged: max send lag 3ms > 1ms"}
+	}
+	if fr := f.timeout[service]; fr > 0 {
+		n := int64(fr * float64(f.n))
+		h.RecordValues(latency.Micros(2*time.Second), n)
+		m.Requests += n
+		m.Errors, m.Timeouts = n, n
+		m.Notes = append(m.Notes, "timeouts: recorded at their latency")
 	}
 	if f.stalled[s.Order] {
 		m.Notes = []string{"host stalls: 3 of 2000 requests sent more than 1ms late"}
@@ -157,7 +169,7 @@ func TestRunGateInvalidRound(t *testing.T) {
 	if len(f.calls) != 3 {
 		t.Fatalf("ran %d rounds after an invalid third round, want to stop at 3", len(f.calls))
 	}
-	if !strings.Contains(strings.Join(doc.Gate.Reasons, " "), "lag") {
+	if !strings.Contains(strings.Join(doc.Gate.Reasons, " "), "error rate") {
 		t.Fatalf("reasons do not say why: %v", doc.Gate.Reasons)
 	}
 }
@@ -214,5 +226,97 @@ func TestRunExperiment(t *testing.T) {
 	}
 	if _, err := res.Document.Marshal(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRunGateLagReruns: a round invalid only for the load generator's own
+// lag runs again while the budget lasts; the discarded attempts are kept
+// (document and recorder, under distinct file names) and the verdict rests
+// on the valid attempt. Past the budget, or for any other fault, the gate
+// is invalid.
+func TestRunGateLagReruns(t *testing.T) {
+	model := func() *fakeDriver {
+		return &fakeDriver{n: 2000, lagged: map[int]int{1: 2},
+			median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+			tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	}
+	f := model()
+	var files []string
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f, LagReruns: 3,
+		Record: func(s Slot, _ *Measured) error { files = append(files, s.FileName("hist")); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Pass {
+		t.Fatalf("verdict %s: %v", doc.Gate.Verdict, doc.Gate.Reasons)
+	}
+	if len(doc.Reruns) != 2 || doc.Reruns[0].Order != 1 || doc.Reruns[0].Attempt != 0 || doc.Reruns[1].Attempt != 1 || doc.Reruns[0].Hist == "" {
+		t.Fatalf("reruns %+v: want slot 1's attempts 0 and 1, histograms kept", doc.Reruns)
+	}
+	for _, r := range doc.Rounds {
+		if !r.Valid || (r.Order == 1) != (r.Attempt == 2) {
+			t.Fatalf("round %+v: want every kept round valid, slot 1 at attempt 2", r.RoundSummary)
+		}
+	}
+	if len(files) != len(doc.Rounds)+2 || !strings.Contains(strings.Join(files, " "), ".rerun1.hist round-001-") ||
+		!strings.Contains(strings.Join(files, " "), ".rerun2.hist") {
+		t.Fatalf("recorded %v: want slot 1's three attempts under distinct names", files)
+	}
+	seen := map[string]bool{}
+	for _, n := range files {
+		if seen[n] {
+			t.Fatalf("file %s recorded twice: %v", n, files)
+		}
+		seen[n] = true
+	}
+
+	// Budget too small: invalid, never a pass.
+	f = model()
+	doc, err = RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f, LagReruns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Invalid || len(doc.Reruns) != 1 {
+		t.Fatalf("budget 1: verdict %s, %d reruns: want invalid after 1", doc.Gate.Verdict, len(doc.Reruns))
+	}
+	// Not the generator's lag alone: no re-run.
+	f = model()
+	f.lagged, f.invalid = nil, map[int]bool{1: true}
+	doc, err = RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f, LagReruns: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Invalid || len(doc.Reruns) != 0 || len(f.calls) != 2 {
+		t.Fatalf("error-invalid round: verdict %s, %d reruns, %d calls: want invalid at once", doc.Gate.Verdict, len(doc.Reruns), len(f.calls))
+	}
+}
+
+// TestRunGateTimeoutsFail: a head that times out on 5 % of its requests
+// (recorded at the 2 s timeout, censored latencies) fails the SLO; its
+// rounds stay valid and the document notes the lower bounds.
+func TestRunGateTimeoutsFail(t *testing.T) {
+	f := &fakeDriver{n: 2000, timeout: map[string]float64{"head": 0.05},
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Gate.Verdict != gate.Fail {
+		t.Fatalf("verdict %s: %v", doc.Gate.Verdict, doc.Gate.Reasons)
+	}
+	var note string
+	for _, n := range doc.Notes {
+		if strings.HasPrefix(n, "timeouts:") {
+			note = n
+		}
+	}
+	if note == "" || !strings.Contains(note, "lower bound") {
+		t.Fatalf("notes %q: want the timeouts noted as lower bounds", doc.Notes)
+	}
+	for _, r := range doc.Rounds {
+		if r.Arm == gate.ArmHead && r.Timeouts == 0 {
+			t.Fatalf("head round %+v: timeouts not recorded", r)
+		}
 	}
 }

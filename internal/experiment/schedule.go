@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/tailgate-ci/tailgate/internal/gate"
 )
@@ -28,6 +29,25 @@ type Slot struct {
 	Arm string `json:"arm"`
 	// Index is the round's number within its arm.
 	Index int `json:"index"`
+	// Attempt counts the runs of this slot that were discarded before
+	// (invalid only for the load generator's own lag); 0 in a schedule.
+	Attempt int `json:"attempt,omitempty"`
+}
+
+// FileName names a file of the slot's round: round-<order>-<arm>.<ext>,
+// with .rerun<n> before the extension for a slot's later attempts, so no
+// attempt overwrites another's.
+func (s Slot) FileName(ext string) string {
+	arm := strings.Map(func(c rune) rune {
+		if c == '/' || c == ' ' {
+			return '_'
+		}
+		return c
+	}, s.Arm)
+	if s.Attempt > 0 {
+		return fmt.Sprintf("round-%03d-%s.rerun%d.%s", s.Order, arm, s.Attempt, ext)
+	}
+	return fmt.Sprintf("round-%03d-%s.%s", s.Order, arm, ext)
 }
 
 // ScheduleConfig describes an interleaved design.

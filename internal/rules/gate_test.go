@@ -77,7 +77,7 @@ func TestGateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gate.Config() != (gate.Config{}) || r.Gate.Lag() != DefaultMaxLag || r.ErrorRate() != r.Load.MaxErrorRate {
+	if r.Gate.Config() != (gate.Config{}) || r.Gate.Lag() != DefaultMaxLag || r.ErrorRate() != r.Load.MaxErrorRate || r.Gate.Reruns() != DefaultLagReruns {
 		t.Fatalf("zero gate section: %+v", r.Gate)
 	}
 	if d := r.Gate.Config().WithDefaults(); d.SLO != 25*time.Millisecond {
@@ -102,6 +102,7 @@ func TestBadGateAndFixes(t *testing.T) {
 		{"bootstrap", "gate:\n  bootstrap: 10\n", "gate.bootstrap: 10: want at least 200", 2},
 		{"error rate", "gate:\n  max_error_rate: 2\n", "gate.max_error_rate: 2: want a fraction", 2},
 		{"unknown gate key", "gate:\n  p99: 25ms\n", "gate.p99: unknown field", 2},
+		{"lag reruns", "gate:\n  lag_reruns: -1\n", "gate.lag_reruns: -1: want 0 (no re-runs) or more", 2},
 		{"no delta", "fixes:\n  - name: gc\n    contributor: gc\n", `fixes[0]: fix "gc" has no delta`, 2},
 		{"unknown contributor", "fixes:\n  - name: gc\n    contributor: garbage\n    env: {A: b}\n", `fixes[0].contributor: unknown contributor "garbage"`, 3},
 		{"no contributor", "fixes:\n  - name: gc\n    env: {A: b}\n", "fixes[0].contributor: missing", 2},
