@@ -138,7 +138,7 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 		res = gate.Evaluate(cfg, rounds)
 	}
 	doc.Gate = &res
-	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds)} {
+	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds), rerunNote(doc)} {
 		if n != "" {
 			doc.Notes = append(doc.Notes, n)
 		}
@@ -178,6 +178,19 @@ func timeoutNote(rounds []RoundRecord) string {
 		return ""
 	}
 	return fmt.Sprintf(load.NoteTimeouts+" %d of %d rounds had requests with no answer within the timeout (%d of %d requests); each is in its round's histogram at its latency, a lower bound, so a quantile at or above the timeout is a lower bound too (and a p99 that far above the SLO fails it all the same)", n, len(rounds), t, req)
+}
+
+// rerunNote says how many attempts were discarded for the load generator's
+// own lag (empty when none were).
+func rerunNote(doc *Document) string {
+	if len(doc.Reruns) == 0 {
+		return ""
+	}
+	slots := map[int]bool{}
+	for _, r := range doc.Reruns {
+		slots[r.Order] = true
+	}
+	return fmt.Sprintf("lag re-runs: %d attempts of %d slots were invalid only for the load generator's own send lag and ran again (kept under reruns); %d rounds count", len(doc.Reruns), len(slots), len(doc.Rounds))
 }
 
 // hasNote reports whether a note starts with prefix.
@@ -433,7 +446,7 @@ func RunExperiment(ctx context.Context, o ExperimentRun) (*ExperimentResult, err
 	if len(out.Invalid) > 0 {
 		doc.Notes = append(doc.Notes, fmt.Sprintf("INVALID: %d invalid rounds; the experiment is not evidence", len(out.Invalid)))
 	}
-	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds)} {
+	for _, n := range []string{hostStallNote(doc.Rounds), timeoutNote(doc.Rounds), rerunNote(doc)} {
 		if n != "" {
 			doc.Notes = append(doc.Notes, n)
 		}

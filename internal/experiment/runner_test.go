@@ -253,6 +253,9 @@ func TestRunGateLagReruns(t *testing.T) {
 	if len(doc.Reruns) != 2 || doc.Reruns[0].Order != 1 || doc.Reruns[0].Attempt != 0 || doc.Reruns[1].Attempt != 1 || doc.Reruns[0].Hist == "" {
 		t.Fatalf("reruns %+v: want slot 1's attempts 0 and 1, histograms kept", doc.Reruns)
 	}
+	if !strings.Contains(strings.Join(doc.Notes, ";"), "lag re-runs: 2 attempts of 1 slots") {
+		t.Fatalf("notes %q: want the re-runs counted", doc.Notes)
+	}
 	for _, r := range doc.Rounds {
 		if !r.Valid || (r.Order == 1) != (r.Attempt == 2) {
 			t.Fatalf("round %+v: want every kept round valid, slot 1 at attempt 2", r.RoundSummary)
