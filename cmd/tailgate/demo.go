@@ -583,7 +583,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	res, runErr := experiment.RunExperiment(ctx, experiment.ExperimentRun{
 		Fixes: fixes, Mode: experiment.ModeStandard, Blocks: o.blocks, Seed: seed, Gate: cfg,
 		Attribution: experiment.AttributionConfig{Seed: cfg.Seed, Bootstrap: cfg.Bootstrap},
-		Driver:      fleet, Record: histRecorder(expDir), Progress: stderr, LagReruns: r.Gate.Reruns(),
+		Driver:      fleet, Record: histRecorder(expDir), Progress: stderr, LagReruns: r.Gate.LagReruns,
 	})
 	if res == nil || res.Document == nil {
 		if runErr == nil {
@@ -647,7 +647,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 	gcfg.MinRounds, gcfg.MaxRounds, gcfg.CheckpointEvery, gcfg.AARounds = o.gateMin, o.gateMax, DefaultDemoGateEvery, o.gateAA
 	gateDir := filepath.Join(o.out, "gate")
 	gateDoc, runErr := experiment.RunGate(ctx, experiment.GateRun{
-		Config: gcfg, Seed: seed, Record: histRecorder(gateDir), Progress: stderr, LagReruns: r.Gate.Reruns(),
+		Config: gcfg, Seed: seed, Record: histRecorder(gateDir), Progress: stderr, LagReruns: r.Gate.LagReruns,
 		Driver: aliasDriver{d: fleet, alias: map[string]string{gate.ArmBase: experiment.Baseline, gate.ArmHead: all}},
 	})
 	if gateDoc == nil {

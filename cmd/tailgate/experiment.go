@@ -116,7 +116,7 @@ func runExperiment(ctx context.Context, args []string, stdout, stderr io.Writer,
 	res, runErr := experiment.RunExperiment(ctx, experiment.ExperimentRun{
 		Fixes: fixes, Mode: m, Blocks: blocks, Seed: l.seedOr(r), Gate: cfg,
 		Attribution: experiment.AttributionConfig{Seed: cfg.Seed, Bootstrap: cfg.Bootstrap},
-		Driver:      fleet, Record: histRecorder(out), Progress: stderr, LagReruns: r.Gate.Reruns(),
+		Driver:      fleet, Record: histRecorder(out), Progress: stderr, LagReruns: r.Gate.LagReruns,
 	})
 	if res == nil {
 		return fmt.Errorf("experiment: %w", runErr)

@@ -95,7 +95,7 @@ func (l *liveFlags) register(fs *flag.FlagSet, roundFlags bool) {
 	}
 	fs.Func("warmup", "warm-up of each service after its start (default: load.warmup)", dur(&l.warmup))
 	fs.Func("max-lag", "largest load-generator send lag of a valid round (default: gate.max_lag, 1ms); recorded", dur(&l.maxLag))
-	fs.IntVar(&l.lagReruns, "lag-reruns", 0, "rounds that may run again when invalid only for the load generator's own lag (default: gate.lag_reruns, 20; 0: none)")
+	fs.IntVar(&l.lagReruns, "lag-reruns", 0, "rounds that may run again when invalid only for the load generator's own lag (default: gate.lag_reruns, 0); opt-in: it keeps the calmer attempts of an arm whose overload makes the generator lag")
 	fs.StringVar(&l.priority, "attacker-priority", experiment.PriorityRealtime, "load generator threads once the services run: rt (SCHED_RR 1), nice (-19, and the session autogroup) or none; root")
 	fs.BoolVar(&l.windows, "windows", false, "also write every round's request windows (large)")
 	fs.BoolVar(&l.sharedNbs, "shared-neighbours", false, "keep every arm's neighbours running all the time (default: each arm's run only during its own warm-up and rounds)")
@@ -139,7 +139,7 @@ func loadLiveRules(name string, l *liveFlags) (*rules.Rules, []byte, error) {
 		r.Gate.MaxLag = l.maxLag
 	}
 	if l.set["lag-reruns"] {
-		r.Gate.LagReruns = &l.lagReruns
+		r.Gate.LagReruns = l.lagReruns
 	}
 	if l.set["round-duration"] {
 		r.Gate.RoundDuration = l.roundDur
@@ -279,7 +279,7 @@ func runGate(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	defer fleet.Close()
 	deployed := time.Since(start)
 	doc, runErr := experiment.RunGate(ctx, experiment.GateRun{
-		Config: cfg, Seed: l.seedOr(r), Driver: fleet, Record: histRecorder(out), Progress: stderr, LagReruns: r.Gate.Reruns(),
+		Config: cfg, Seed: l.seedOr(r), Driver: fleet, Record: histRecorder(out), Progress: stderr, LagReruns: r.Gate.LagReruns,
 	})
 	if doc == nil {
 		return fmt.Errorf("gate: %w", runErr)

@@ -274,8 +274,16 @@ func StartFleet(ctx context.Context, r *rules.Rules, arms []ArmSpec, o FleetOpti
 	default:
 		return f, fmt.Errorf("start fleet: attacker priority %q: want %s, %s or %s", o.AttackerPriority, PriorityRealtime, PriorityNice, PriorityNone)
 	}
-	f.notes = append(f.notes, fmt.Sprintf("rounds: %s lead-in + %s measured at %.6g/s; valid rounds need max lag <= %s, error rate <= %g",
-		o.RoundWarmup, o.RoundDuration, o.Rate, r.Gate.Lag(), r.ErrorRate()))
+	lag := fmt.Sprintf("max lag <= %s", r.Gate.Lag())
+	if fr := r.Gate.MaxLateFraction; fr > 0 {
+		lag = fmt.Sprintf("the load generator's own lag <= %s for all but %.3g%% of the requests", r.Gate.Lag(), 100*fr)
+	}
+	timeouts := "timeouts are latencies (lower bounds), not errors"
+	if r.Load.TimeoutsAsErrors() {
+		timeouts = "timeouts count as errors"
+	}
+	f.notes = append(f.notes, fmt.Sprintf("rounds: %s lead-in + %s measured at %.6g/s; valid rounds need %s, error rate <= %g (%s)",
+		o.RoundWarmup, o.RoundDuration, o.Rate, lag, r.ErrorRate(), timeouts))
 	if o.HostProbe >= 0 {
 		d := o.HostProbe
 		if d == 0 {
@@ -386,7 +394,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	cfg := load.Config{
 		Rate: f.o.Rate, Duration: f.o.RoundDuration, Warmup: f.o.RoundWarmup, Timeout: f.r.Load.Timeout,
 		Targeter: tr, Name: fmt.Sprintf("tailgate-%s-%d", s.Arm, s.Index), MaxErrorRate: maxErr, MaxLag: f.r.Gate.Lag(),
-		TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
+		MaxLateFraction: f.r.Gate.MaxLateFraction, TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
 	}
 	if f.o.WindowsDir != "" {
 		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, s.FileName("windows"))

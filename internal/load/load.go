@@ -111,6 +111,15 @@ type Config struct {
 
 	// MaxLag is the largest send lag of a valid round (default 1 ms).
 	MaxLag time.Duration
+	// MaxLateFraction relaxes MaxLag by a bounded amount: a round whose
+	// own lag exceeds MaxLag stays valid when the sends later than MaxLag
+	// (beyond the host's stalls) are at most this fraction of its measured
+	// requests (default 0: none may be). Latency runs from the intended
+	// send time, so a late send only adds its lag to its own latency: with
+	// a fraction f late, every quantile q measured lies between the true q
+	// quantile (less 1 MaxLag) and the true q+f quantile (plus MaxLag). A
+	// note records each round that used it.
+	MaxLateFraction float64
 	// MinRateRatio is the smallest achieved/target rate of a valid round
 	// (default 0.99).
 	MinRateRatio float64
@@ -155,6 +164,9 @@ const (
 	NoteHostStalls = "host stalls:"
 	// NoteTimeouts: requests that timed out, recorded as lower bounds.
 	NoteTimeouts = "timeouts:"
+	// NoteLateFraction: the generator's own lag went over MaxLag for at
+	// most Config.MaxLateFraction of the requests (valid, bounded).
+	NoteLateFraction = "late sends:"
 )
 
 // Validity says whether a round can be trusted, and if not, why.
@@ -194,6 +206,10 @@ type Validity struct {
 	HostWitness bool
 	OwnMaxLag   time.Duration
 	HostExcused int64
+	// OwnLate counts the sends later than MaxLag that the host's stalls do
+	// not explain (LateRequests − HostExcused): the ones Config.
+	// MaxLateFraction bounds.
+	OwnLate int64
 	// LagOnly is true for an invalid round whose only fault is the load
 	// generator's own send lag (the service answered, on time or not, with
 	// no excess errors, and every scheduled request went out): running it
@@ -238,6 +254,8 @@ func (cfg *Config) normalize() error {
 		return errors.New("load config: no targeter")
 	case cfg.MinRateRatio < 0 || cfg.MinRateRatio > 1:
 		return fmt.Errorf("load config: min rate ratio %v: want [0,1]", cfg.MinRateRatio)
+	case cfg.MaxLateFraction < 0 || cfg.MaxLateFraction >= 1 || math.IsNaN(cfg.MaxLateFraction):
+		return fmt.Errorf("load config: max late fraction %v: want a fraction in [0,1)", cfg.MaxLateFraction)
 	case cfg.MaxErrorRate > 1:
 		return fmt.Errorf("load config: max error rate %v: want <= 1", cfg.MaxErrorRate)
 	case cfg.MaxLag < 0:
@@ -399,6 +417,7 @@ func (r *runner) ownLag(pr probeResult) {
 		own = max(own, o)
 	}
 	v.OwnMaxLag = time.Duration(own)
+	v.OwnLate = r.late - v.HostExcused
 }
 
 // minStall is the least lateness of a witness wake-up that counts as a
@@ -803,12 +822,28 @@ func (r *runner) validity() {
 		host = fmt.Sprintf("%s woke up to %v late (%d of %d wake-ups > %v)",
 			who, v.HostMaxLate.Round(time.Microsecond), v.HostLate, v.HostWakeups, cfg.MaxLag)
 	}
+	ownLate := v.OwnMaxLag > cfg.MaxLag
+	bounded := ownLate && cfg.MaxLateFraction > 0 && rs.Requests > 0 && float64(v.OwnLate) <= cfg.MaxLateFraction*float64(rs.Requests)
 	switch {
-	case v.OwnMaxLag > cfg.MaxLag:
+	case bounded:
+		// Few enough late sends that no quantile moves by more than
+		// MaxLateFraction (see Config.MaxLateFraction).
+		f := 100 * float64(v.OwnLate) / float64(rs.Requests)
+		note := fmt.Sprintf(NoteLateFraction+" %d of %d requests (%.3f%%; the rule allows %.3g%%) went out more than %v late by the load generator's own lag (up to %v); each one's latency includes its lag, so any quantile q measured here lies between the q-%.3g%% and q+%.3g%% quantiles of the round's other requests (all sent within %v or inside stalls of the host)",
+			v.OwnLate, rs.Requests, f, 100*cfg.MaxLateFraction, cfg.MaxLag, v.OwnMaxLag.Round(time.Microsecond), f, f, cfg.MaxLag)
+		if host != "" {
+			note += "; " + host
+		}
+		v.Notes = append(v.Notes, note)
+	case ownLate:
 		reason := fmt.Sprintf("attacker lagged: max send lag %v > %v (%d of %d requests late)",
 			v.MaxLag.Round(time.Microsecond), cfg.MaxLag, r.late, rs.Requests)
 		if v.HostWitness && v.OwnMaxLag < v.MaxLag {
 			reason += fmt.Sprintf(", %v of it outside the host's stalls", v.OwnMaxLag.Round(time.Microsecond))
+		}
+		if cfg.MaxLateFraction > 0 {
+			reason += fmt.Sprintf(", %d of them (%.3f%%) by its own lag, over the %.3g%% the rule allows", v.OwnLate,
+				100*float64(v.OwnLate)/float64(max(rs.Requests, 1)), 100*cfg.MaxLateFraction)
 		}
 		if host != "" {
 			reason += "; " + host
@@ -834,7 +869,7 @@ func (r *runner) validity() {
 			100*v.ErrorRate, 100*cfg.MaxErrorRate, what, codesSummary(rs.Codes)))
 	}
 	v.Valid = len(v.Reasons) == 0
-	v.LagOnly = len(v.Reasons) == 1 && v.OwnMaxLag > cfg.MaxLag
+	v.LagOnly = len(v.Reasons) == 1 && ownLate
 }
 
 // codesSummary lists status counts, e.g. "0×3 503×12".

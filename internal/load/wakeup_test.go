@@ -140,6 +140,22 @@ func TestLagOnly(t *testing.T) {
 		r.validity()
 		return r.res.Validity
 	}
+	// A bounded share of late sends: valid with a note at 0.1 %, not at 0.3 %.
+	bounded := func(late int64) Validity {
+		r := &runner{cfg: Config{MaxLag: time.Millisecond, Duration: time.Second, MinRateRatio: 0.99, MaxErrorRate: 0.001, MaxLateFraction: 0.001},
+			res: &Result{Requests: 2000, Codes: map[uint16]int64{200: 2000}},
+			iv:  time.Millisecond / 2, sentIn: 2000, expected: 2000, maxLag: int64(4 * time.Millisecond), late: late, lags: latency.New()}
+		r.res.Validity.OwnMaxLag, r.res.Validity.OwnLate = 4*time.Millisecond, late
+		r.validity()
+		return r.res.Validity
+	}
+	if v := bounded(2); !v.Valid || v.LagOnly || len(v.Notes) != 1 || !strings.HasPrefix(v.Notes[0], NoteLateFraction) ||
+		!strings.Contains(v.Notes[0], "2 of 2000 requests (0.100%") {
+		t.Errorf("2 of 2000 late, 0.1%% allowed: valid %v, notes %q: want valid with a late-sends note", v.Valid, v.Notes)
+	}
+	if v := bounded(6); v.Valid || !v.LagOnly || !hasReason(v, "6 of them (0.300%) by its own lag, over the 0.1% the rule allows") {
+		t.Errorf("6 of 2000 late, 0.1%% allowed: valid %v, reasons %q: want invalid, lag only", v.Valid, v.Reasons)
+	}
 	for _, tc := range []struct {
 		name            string
 		lag             time.Duration

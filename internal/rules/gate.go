@@ -48,11 +48,18 @@ type Gate struct {
 	// (default 1ms). It is a rule, not a constant, so a noisy runner can be
 	// given an honest, recorded threshold instead of a silent relaxation.
 	MaxLag time.Duration `yaml:"max_lag"`
+	// MaxLateFraction lets a round whose generator lag went over MaxLag
+	// stay valid when those late sends are at most this fraction of its
+	// requests (default 0: none may be); see load.Config.MaxLateFraction
+	// for the bound it puts on every quantile.
+	MaxLateFraction float64 `yaml:"max_late_fraction"`
 	// LagReruns is how many rounds of one gate or experiment may run again
 	// because they were invalid only for the load generator's own lag
-	// (absent: DefaultLagReruns; 0: none, the first such round makes the
-	// run invalid). The discarded attempts stay in the result document.
-	LagReruns *int `yaml:"lag_reruns"`
+	// (absent or 0: none, the first such round makes the run invalid). The
+	// discarded attempts stay in the result document. Opt-in: when the
+	// lag comes with the service's own overload, re-running keeps the
+	// calmer attempts of that arm (a selection bias).
+	LagReruns int `yaml:"lag_reruns"`
 	// Bootstrap is the number of round-bootstrap resamples; Seed seeds the
 	// bootstrap and the schedule.
 	Bootstrap int   `yaml:"bootstrap"`
@@ -77,19 +84,6 @@ func (g Gate) Config() gate.Config {
 		Bootstrap:        g.Bootstrap,
 		Seed:             g.Seed,
 	}
-}
-
-// DefaultLagReruns is gate.lag_reruns when absent: on the 2-vCPU reference
-// runner about half the rounds of a default gate (20 rounds) went over the
-// 1 ms rule for the generator's lag alone on 2026-12-03.
-const DefaultLagReruns = 20
-
-// Reruns returns LagReruns, or DefaultLagReruns when absent.
-func (g Gate) Reruns() int {
-	if g.LagReruns == nil {
-		return DefaultLagReruns
-	}
-	return *g.LagReruns
 }
 
 // Lag returns MaxLag, or DefaultMaxLag when absent.
@@ -151,8 +145,11 @@ func (g *Gate) validate(d *decoder, n *yaml.Node, path string) {
 	if set("max_lag") && g.MaxLag == 0 {
 		bad("max_lag", "must be positive (e.g. 1ms)")
 	}
-	if g.LagReruns != nil && *g.LagReruns < 0 {
-		bad("lag_reruns", "%d: want 0 (no re-runs) or more", *g.LagReruns)
+	if g.LagReruns < 0 {
+		bad("lag_reruns", "%d: want 0 (no re-runs) or more", g.LagReruns)
+	}
+	if f := g.MaxLateFraction; f < 0 || f >= 0.01 || math.IsNaN(f) {
+		bad("max_late_fraction", "%g: want a fraction in [0, 0.01) (0.001 = 0.1%% of a round's requests)", f)
 	}
 	if e := g.MaxErrorRate; e != nil && (*e < 0 || *e > 1 || math.IsNaN(*e)) {
 		bad("max_error_rate", "%g: want a fraction in [0,1]", *e)

@@ -77,7 +77,7 @@ func TestGateDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Gate.Config() != (gate.Config{}) || r.Gate.Lag() != DefaultMaxLag || r.ErrorRate() != r.Load.MaxErrorRate || r.Gate.Reruns() != DefaultLagReruns {
+	if r.Gate.Config() != (gate.Config{}) || r.Gate.Lag() != DefaultMaxLag || r.ErrorRate() != r.Load.MaxErrorRate || r.Gate.LagReruns != 0 || r.Gate.MaxLateFraction != 0 {
 		t.Fatalf("zero gate section: %+v", r.Gate)
 	}
 	if d := r.Gate.Config().WithDefaults(); d.SLO != 25*time.Millisecond {
@@ -103,6 +103,7 @@ func TestBadGateAndFixes(t *testing.T) {
 		{"error rate", "gate:\n  max_error_rate: 2\n", "gate.max_error_rate: 2: want a fraction", 2},
 		{"unknown gate key", "gate:\n  p99: 25ms\n", "gate.p99: unknown field", 2},
 		{"lag reruns", "gate:\n  lag_reruns: -1\n", "gate.lag_reruns: -1: want 0 (no re-runs) or more", 2},
+		{"late fraction", "gate:\n  max_late_fraction: 0.05\n", "gate.max_late_fraction: 0.05: want a fraction in [0, 0.01)", 2},
 		{"no delta", "fixes:\n  - name: gc\n    contributor: gc\n", `fixes[0]: fix "gc" has no delta`, 2},
 		{"unknown contributor", "fixes:\n  - name: gc\n    contributor: garbage\n    env: {A: b}\n", `fixes[0].contributor: unknown contributor "garbage"`, 3},
 		{"no contributor", "fixes:\n  - name: gc\n    env: {A: b}\n", "fixes[0].contributor: missing", 2},
