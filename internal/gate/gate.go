@@ -63,6 +63,19 @@ type Round struct {
 	Valid bool `json:"valid"`
 	// Invalid lists why the round is invalid.
 	Invalid []string `json:"invalid,omitempty"`
+	// LagBounded marks an invalid round whose only fault is the load
+	// generator's own send lag, and LagFree holds the same requests'
+	// latencies from their actual send times (the lag taken out). Its
+	// true latencies lie between the two, so Evaluate can use it when the
+	// verdict is the same at both ends (see Evaluate).
+	LagBounded bool                    `json:"lag_bounded,omitempty"`
+	LagFree    *hdrhistogram.Histogram `json:"-"`
+}
+
+// bracketed reports whether the round enters a verdict through the lag
+// bracket.
+func (r *Round) bracketed() bool {
+	return !r.Valid && r.LagBounded && r.LagFree != nil && r.LagFree.TotalCount() > 0
 }
 
 // Verdict is the outcome of a gate or of one of its criteria.
@@ -222,6 +235,9 @@ type RoundSummary struct {
 	Max     time.Duration `json:"max_ns"`
 	Valid   bool          `json:"valid"`
 	Invalid []string      `json:"invalid,omitempty"`
+	// LagBounded: invalid only for the load generator's own lag, used
+	// through the lag bracket (Result.LagBracket).
+	LagBounded bool `json:"lag_bounded,omitempty"`
 	// Notes are caveats of a valid round, e.g. send lag that stalls of the
 	// host explain (the round's latencies include those stalls).
 	Notes []string `json:"notes,omitempty"`
@@ -251,6 +267,22 @@ type Result struct {
 	Rounds      []RoundSummary `json:"rounds"`
 	// Config is the effective config (defaults filled in).
 	Config Config `json:"config"`
+	// LagBracket is set when rounds invalid only for the load generator's
+	// own lag took part (Evaluate).
+	LagBracket *LagBracket `json:"lag_bracket,omitempty"`
+}
+
+// LagBracket is the gate evaluated at both ends of the load generator's
+// lag in the rounds that had too much of it: with the lag counted (as
+// measured: it can only raise a latency) and with it taken out (latency
+// from the actual send), in the direction that favours failing (head with
+// the lag, base and A/A without) and passing (head without, base and A/A
+// with). The result's verdict stands only when both ends agree with it.
+type LagBracket struct {
+	Rounds      int     `json:"rounds"`
+	FailLeaning Verdict `json:"fail_leaning"`
+	PassLeaning Verdict `json:"pass_leaning"`
+	Agree       bool    `json:"agree"`
 }
 
 // ShouldContinue reports whether the runner should run more rounds, and up
@@ -265,7 +297,61 @@ type block struct {
 
 // Evaluate decides the gate from the rounds run so far. Call it at the
 // checkpoints of cfg (Config.Checkpoints); alpha is split over exactly those.
+//
+// Rounds invalid only for the load generator's own lag (LagBounded, with
+// LagFree) do not make the result invalid by themselves: the gate is
+// evaluated with their latencies as measured (the lag included), and at
+// both ends of the bracket the lag spans (LagBracket). When the verdicts
+// agree, the lag cannot have decided it and it stands; otherwise the
+// result is invalid. Any other invalid round makes the result invalid.
 func Evaluate(cfg Config, rounds []Round) Result {
+	n := 0
+	for i := range rounds {
+		if rounds[i].bracketed() {
+			n++
+		}
+	}
+	if n == 0 {
+		return evaluate(cfg, rounds)
+	}
+	// lagFree picks, per arm, the lag-free end of a bracketed round.
+	view := func(lagFree func(arm string) bool) []Round {
+		out := slices.Clone(rounds)
+		for i := range out {
+			if out[i].bracketed() {
+				out[i].Valid = true
+				if lagFree(out[i].Arm) {
+					out[i].Hist = out[i].LagFree
+				}
+			}
+		}
+		return out
+	}
+	res := evaluate(cfg, view(func(string) bool { return false }))
+	failing := evaluate(cfg, view(func(arm string) bool { return arm != ArmHead }))
+	passing := evaluate(cfg, view(func(arm string) bool { return arm == ArmHead }))
+	lb := &LagBracket{Rounds: n, FailLeaning: failing.Verdict, PassLeaning: passing.Verdict,
+		Agree: failing.Verdict == passing.Verdict && res.Verdict == failing.Verdict}
+	res.LagBracket = lb
+	for i := range res.Rounds {
+		for _, r := range rounds {
+			if r.Order == res.Rounds[i].Order && r.Arm == res.Rounds[i].Arm && r.bracketed() {
+				res.Rounds[i].Valid, res.Rounds[i].LagBounded = false, true
+			}
+		}
+	}
+	if lb.Agree {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d rounds had more load-generator lag than the rule allows (and no other fault): the verdict is %s both with their lag counted and with it taken out, so the lag did not decide it", n, res.Verdict))
+		return res
+	}
+	res.Reasons = append([]string{fmt.Sprintf("the load generator's own lag in %d rounds could decide the verdict: %s with it counted against the head (and taken out of the base), %s the other way round, %s as measured",
+		n, failing.Verdict, passing.Verdict, res.Verdict)}, res.Reasons...)
+	res.Verdict = Invalid
+	res.Continue, res.NextCheckpoint = false, 0
+	return res
+}
+
+func evaluate(cfg Config, rounds []Round) Result {
 	var res Result
 	if err := cfg.Validate(); err != nil {
 		res.Config = cfg

@@ -420,3 +420,71 @@ func TestEvaluateNoRounds(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// lagged marks the head's rounds (or every round, with all) as invalid only
+// for the load generator's lag: Hist gets lag added to a share of its
+// requests, LagFree keeps the lag-free latencies.
+func lagged(rs []gate.Round, all bool, share float64, lag time.Duration) []gate.Round {
+	for i := range rs {
+		r := &rs[i]
+		if !all && r.Arm != gate.ArmHead {
+			continue
+		}
+		free := r.Hist
+		with := newHist()
+		k := 0
+		for _, b := range free.Distribution() {
+			for c := int64(0); c < b.Count; c++ {
+				v := b.From
+				if k++; float64(k%1000) < share*1000 {
+					v += lag.Microseconds()
+				}
+				with.RecordValue(v)
+			}
+		}
+		r.Hist, r.LagFree = with, free
+		r.Valid, r.LagBounded, r.Invalid = false, true, []string{"attacker lagged"}
+	}
+	return rs
+}
+
+// TestEvaluateLagBracket: rounds invalid only for the generator's lag give
+// a verdict when it is the same with the lag counted and taken out, and
+// are invalid when the lag alone could decide it.
+func TestEvaluateLagBracket(t *testing.T) {
+	slow := scaledBy(quiet, 6) // p99 ≈ 36 ms
+	for _, tc := range []struct {
+		name    string
+		rounds  []gate.Round
+		verdict gate.Verdict
+		agree   bool
+	}{
+		// A head far over the SLO fails whatever its lag.
+		{"slow head fails", lagged(run(quiet, slow, 6, 4, 3000, 11), false, 0.005, 8*time.Millisecond), gate.Fail, true},
+		// A little lag on every round does not change a pass.
+		{"small lag passes", lagged(run(quiet, quiet, 6, 4, 3000, 12), true, 0.002, 5*time.Millisecond), gate.Pass, true},
+		// 3 % of the head's requests 40 ms late: over the SLO with the lag,
+		// under it without. The lag would decide: invalid.
+		{"lag decides", lagged(run(quiet, quiet, 6, 4, 3000, 13), false, 0.03, 40*time.Millisecond), gate.Invalid, false},
+	} {
+		res := gate.Evaluate(gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}, tc.rounds)
+		lb := res.LagBracket
+		t.Logf("%s: %s (%s / %s): %v", tc.name, res.Verdict, lb.FailLeaning, lb.PassLeaning, res.Reasons)
+		if res.Verdict != tc.verdict || lb == nil || lb.Agree != tc.agree {
+			t.Errorf("%s: verdict %s, bracket %+v: want %s, agree %v", tc.name, res.Verdict, lb, tc.verdict, tc.agree)
+		}
+		for _, r := range res.Rounds {
+			if r.Valid || !r.LagBounded {
+				if r.Arm == gate.ArmHead {
+					t.Errorf("%s: head round %+v not marked lag-bounded", tc.name, r)
+				}
+			}
+		}
+	}
+	// Any other fault still makes it invalid.
+	rs := lagged(run(quiet, slow, 6, 4, 3000, 14), false, 0.005, 8*time.Millisecond)
+	rs[0].Valid, rs[0].Invalid = false, []string{"error rate 5%"}
+	if res := gate.Evaluate(gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}, rs); res.Verdict != gate.Invalid {
+		t.Errorf("with an error-invalid round: %s, want invalid", res.Verdict)
+	}
+}
