@@ -209,14 +209,25 @@ func prepareOut(name, out string, raw []byte) (string, error) {
 }
 
 // histRecorder writes each round's raw histogram as it ends, before any
-// analysis.
+// analysis (and, for a round over the lag rule only, its lag-free one).
 func histRecorder(out string) experiment.RecordFunc {
 	return func(s experiment.Slot, m *experiment.Measured) error {
 		enc, err := latency.Encode(m.Hist)
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(filepath.Join(out, "rounds", s.FileName("hist")), []byte(enc+"\n"), 0o644)
+		if err := os.WriteFile(filepath.Join(out, "rounds", s.FileName("hist")), []byte(enc+"\n"), 0o644); err != nil {
+			return err
+		}
+		if !m.Valid && m.LagOnly && m.LagFree != nil {
+			// The lag bracket's other end: latency from the actual send.
+			enc, err := latency.Encode(m.LagFree)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(out, "rounds", s.FileName("lagfree.hist")), []byte(enc+"\n"), 0o644)
+		}
+		return nil
 	}
 }
 

@@ -45,6 +45,10 @@ type RoundRecord struct {
 	// Attempt is the slot's attempt (0: the first; see Document.Reruns).
 	Attempt int    `json:"attempt,omitempty"`
 	Hist    string `json:"hist,omitempty"`
+	// LagFreeHist is, for a round invalid only for the load generator's
+	// lag (LagBounded), the same requests' latencies from their actual
+	// send times (the gate's lag bracket).
+	LagFreeHist string `json:"hist_lag_free,omitempty"`
 }
 
 // Document is the versioned JSON result of `tailgate gate` and `tailgate

@@ -403,7 +403,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly,
+	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly, LagFree: res.Uncorrected,
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
 	if err := a.svc.NeighbourErr(); err != nil {

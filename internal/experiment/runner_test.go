@@ -25,6 +25,7 @@ type fakeDriver struct {
 	stalled map[int]bool       // slot orders valid with a host-stall note
 	lagged  map[int]int        // slot order -> attempts invalid only for the generator's lag
 	timeout map[string]float64 // per service arm: fraction of requests timed out at 2 s
+	lagFree bool               // lagged rounds come with their lag-free histogram
 	calls   []Slot
 	service []string
 }
@@ -50,6 +51,18 @@ func (f *fakeDriver) Round(ctx context.Context, service string, s Slot) (*Measur
 	}
 	if s.Attempt < f.lagged[s.Order] {
 		m.Valid, m.LagOnly, m.Invalid = false, true, []string{"attacker lagged: max send lag 3ms > 1ms"}
+		if f.lagFree {
+			// The lag-free view: the same requests, 3 ms earlier for 1 %.
+			free := latency.New()
+			for i, b := range h.Distribution() {
+				v := b.From
+				if i%100 == 0 && v > 3000 {
+					v -= 3000
+				}
+				free.RecordValues(v, b.Count)
+			}
+			m.LagFree = free
+		}
 	}
 	if fr := f.timeout[service]; fr > 0 {
 		n := int64(fr * float64(f.n))
@@ -321,5 +334,34 @@ func TestRunGateTimeoutsFail(t *testing.T) {
 		if r.Arm == gate.ArmHead && r.Timeouts == 0 {
 			t.Fatalf("head round %+v: timeouts not recorded", r)
 		}
+	}
+}
+
+// TestRunGateLagBracket: rounds over the lag rule alone, with their
+// lag-free histograms, do not stop the gate: it reaches its verdict through
+// the lag bracket, and the document keeps both histograms.
+func TestRunGateLagBracket(t *testing.T) {
+	f := &fakeDriver{n: 2000, lagged: map[int]int{1: 1, 4: 1}, lagFree: true,
+		median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+		tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+	doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 42, Driver: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := doc.Gate
+	if g.Verdict != gate.Pass || g.LagBracket == nil || !g.LagBracket.Agree || g.LagBracket.Rounds != 2 {
+		t.Fatalf("verdict %s, bracket %+v: %v", g.Verdict, g.LagBracket, g.Reasons)
+	}
+	n := 0
+	for _, r := range doc.Rounds {
+		if r.LagBounded {
+			n++
+			if r.Valid || r.LagFreeHist == "" || r.Hist == "" {
+				t.Fatalf("lag-bounded round %+v: want invalid with both histograms", r.RoundSummary)
+			}
+		}
+	}
+	if n != 2 || len(doc.Reruns) != 0 {
+		t.Fatalf("%d lag-bounded rounds, %d reruns: want 2, 0", n, len(doc.Reruns))
 	}
 }

@@ -27,12 +27,15 @@ var SpectrumPercentiles = []float64{50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99
 
 // arm is the pooled data of one arm or variant.
 type arm struct {
-	Name     string
-	Rounds   int // valid rounds with a histogram
-	Invalid  int
-	Requests int64
-	Errors   int64
-	Hist     *hdrhistogram.Histogram // pooled valid rounds; nil when none
+	Name    string
+	Rounds  int // valid rounds with a histogram
+	Invalid int
+	// LagBounded counts the pooled rounds that were over the max-lag rule
+	// by the load generator's own lag alone (gate lag bracket).
+	LagBounded int
+	Requests   int64
+	Errors     int64
+	Hist       *hdrhistogram.Histogram // pooled valid rounds; nil when none
 }
 
 // quantileCI is a quantile with its order-statistic interval.
@@ -114,9 +117,14 @@ func arms(doc *experiment.Document) ([]*arm, error) {
 			by[r.Arm] = a
 			out = append(out, a)
 		}
-		if !r.Valid {
+		if !r.Valid && !r.LagBounded {
 			a.Invalid++
 			continue
+		}
+		if r.LagBounded {
+			// Over the lag rule only: pooled as measured (the lag can
+			// only raise a latency), as the attribution does.
+			a.LagBounded++
 		}
 		a.Requests += r.Requests
 		a.Errors += r.Errors
