@@ -340,6 +340,9 @@ func Evaluate(cfg Config, rounds []Round) Result {
 			}
 		}
 	}
+	if lb.Agree && res.Verdict == Invalid {
+		return res // invalid for another reason: the lag is not what decided
+	}
 	if lb.Agree {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("%d rounds had more load-generator lag than the rule allows (and no other fault): the verdict is %s both with their lag counted and with it taken out, so the lag did not decide it", n, res.Verdict))
 		return res

@@ -856,9 +856,19 @@ func (r *runner) validity() {
 		v.Notes = append(v.Notes, fmt.Sprintf(NoteHostStalls+" %d of %d requests sent more than %v late (up to %v), all inside stalls of the host: %s; the load generator's own lag stayed within %v; those requests' latency includes the stall",
 			r.late, rs.Requests, cfg.MaxLag, v.MaxLag.Round(time.Microsecond), host, v.OwnMaxLag.Round(time.Microsecond)))
 	}
+	// A rate short only because the last sends of the window went out
+	// after its end (all sent, late by at most the max lag) is the lag's
+	// doing, already judged above.
+	rateByLag := false
 	if ratio := v.AchievedRate / v.TargetRate; ratio < cfg.MinRateRatio {
-		v.Reasons = append(v.Reasons, fmt.Sprintf("achieved rate %.1f/s is %.1f%% of the target %.1f/s (< %.0f%%)",
-			v.AchievedRate, 100*ratio, v.TargetRate, 100*cfg.MinRateRatio))
+		short := time.Duration((1 - ratio) * float64(cfg.Duration))
+		rateByLag = ownLate && v.Omitted == 0 && short <= v.MaxLag+time.Duration(r.iv)
+		reason := fmt.Sprintf("achieved rate %.1f/s is %.1f%% of the target %.1f/s (< %.0f%%)",
+			v.AchievedRate, 100*ratio, v.TargetRate, 100*cfg.MinRateRatio)
+		if rateByLag {
+			reason += fmt.Sprintf(": every request was sent, the last %v of the window's after its end (the lag above)", short.Round(time.Millisecond))
+		}
+		v.Reasons = append(v.Reasons, reason)
 	}
 	if v.ErrorRate > cfg.MaxErrorRate {
 		what := fmt.Sprintf("%d errors", failed)
@@ -869,7 +879,11 @@ func (r *runner) validity() {
 			100*v.ErrorRate, 100*cfg.MaxErrorRate, what, codesSummary(rs.Codes)))
 	}
 	v.Valid = len(v.Reasons) == 0
-	v.LagOnly = len(v.Reasons) == 1 && ownLate
+	lagReasons := 1
+	if rateByLag {
+		lagReasons = 2
+	}
+	v.LagOnly = ownLate && len(v.Reasons) == lagReasons
 }
 
 // codesSummary lists status counts, e.g. "0×3 503×12".
