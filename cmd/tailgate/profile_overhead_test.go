@@ -27,10 +27,12 @@ import (
 	"github.com/tailgate-ci/tailgate/internal/gate"
 	"github.com/tailgate-ci/tailgate/internal/latency"
 	"github.com/tailgate-ci/tailgate/internal/load"
+	"github.com/tailgate-ci/tailgate/internal/rules"
+	perfrules "github.com/tailgate-ci/tailgate/perf-rules"
 )
 
 // TestProfileOverheadBidder measures what the collectors cost the
-// bidder: rounds at the default rules' rate (1000/s; TAILGATE_OVERHEAD_RATE
+// bidder: rounds at the default rules' rate (load.rate; TAILGATE_OVERHEAD_RATE
 // overrides it) with every collector
 // on and off, interleaved ABBA on one host, reporting p50, p99, achieved
 // rate and bidder CPU per arm. It is a measurement, not a check, and takes
@@ -50,7 +52,11 @@ func TestProfileOverheadBidder(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: loads BPF programs")
 	}
-	rate := 1000.0 // perf-rules/bidder.yaml's load.rate
+	def, err := rules.Parse(perfrules.BidderName, perfrules.Bidder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := def.Load.Rate.PerSecond() // perf-rules/bidder.yaml's load.rate
 	if v, err := strconv.ParseFloat(os.Getenv("TAILGATE_OVERHEAD_RATE"), 64); err == nil && v > 0 {
 		rate = v
 	}
