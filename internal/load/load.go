@@ -157,6 +157,12 @@ type Progress struct {
 	MaxLag   time.Duration
 }
 
+// MaxLagOnlyShare is the largest share of a round's requests that may have
+// gone out late by the load generator's own lag for the round to count as
+// invalid only for that lag (Validity.LagOnly): past it, the bursts the
+// generator sends after its stalls change the service's load itself.
+const MaxLagOnlyShare = 0.01
+
 // Validity.Notes begin with one of these.
 const (
 	// NoteHostStalls: sends later than the max lag, all inside stalls of
@@ -211,9 +217,10 @@ type Validity struct {
 	// MaxLateFraction bounds.
 	OwnLate int64
 	// LagOnly is true for an invalid round whose only fault is the load
-	// generator's own send lag (the service answered, on time or not, with
-	// no excess errors, and every scheduled request went out): running it
-	// again may give a valid round.
+	// generator's own send lag, on at most MaxLagOnlyShare of its requests
+	// (the service answered, on time or not, with no excess errors, and
+	// every scheduled request went out): the gate can bracket that lag,
+	// and running the round again may give a valid one.
 	LagOnly bool
 	// Notes are caveats of the round, each starting with a Note* prefix.
 	Notes []string
@@ -883,7 +890,10 @@ func (r *runner) validity() {
 	if rateByLag {
 		lagReasons = 2
 	}
-	v.LagOnly = ownLate && len(v.Reasons) == lagReasons
+	// Beyond MaxLagOnlyShare of late sends the generator's bursts change
+	// what the service sees too much to take the round as the service's.
+	v.LagOnly = ownLate && len(v.Reasons) == lagReasons && rs.Requests > 0 &&
+		float64(v.OwnLate) <= MaxLagOnlyShare*float64(rs.Requests)
 }
 
 // codesSummary lists status counts, e.g. "0×3 503×12".

@@ -150,11 +150,22 @@ func TestLagOnly(t *testing.T) {
 		r.validity()
 		return r.res.Validity
 	}
-	if v := endLag(150 * time.Millisecond); v.Valid || !v.LagOnly || !hasReason(v, "after its end") {
-		t.Errorf("150ms lag, rate 85%%: valid %v lag only %v reasons %q: want lag only", v.Valid, v.LagOnly, v.Reasons)
+	if v := endLag(150 * time.Millisecond); v.Valid || v.LagOnly {
+		t.Errorf("150ms lag on 20%% of the sends: valid %v lag only %v: want invalid, too many late for lag only", v.Valid, v.LagOnly)
 	}
-	if v := endLag(50 * time.Millisecond); v.Valid || v.LagOnly {
-		t.Errorf("50ms lag, rate 85%%: valid %v lag only %v reasons %q: want invalid, not lag only", v.Valid, v.LagOnly, v.Reasons)
+	endLag = func(lag time.Duration) Validity {
+		r := &runner{cfg: Config{MaxLag: time.Millisecond, Duration: time.Second, MinRateRatio: 0.99, MaxErrorRate: 0.001},
+			res: &Result{Requests: 1000, Codes: map[uint16]int64{200: 1000}},
+			iv:  time.Millisecond, sentIn: 985, expected: 1000, maxLag: int64(lag), late: 10, lags: latency.New()}
+		r.res.Validity.OwnMaxLag, r.res.Validity.OwnLate = lag, 10
+		r.validity()
+		return r.res.Validity
+	}
+	if v := endLag(20 * time.Millisecond); v.Valid || !v.LagOnly || !hasReason(v, "after its end") {
+		t.Errorf("20ms lag, rate 98.5%%: valid %v lag only %v reasons %q: want lag only", v.Valid, v.LagOnly, v.Reasons)
+	}
+	if v := endLag(5 * time.Millisecond); v.Valid || v.LagOnly {
+		t.Errorf("5ms lag, rate 98.5%%: valid %v lag only %v reasons %q: want invalid, not lag only", v.Valid, v.LagOnly, v.Reasons)
 	}
 	// A bounded share of late sends: valid with a note at 0.1 %, not at 0.3 %.
 	bounded := func(late int64) Validity {
