@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"time"
 
@@ -79,7 +80,12 @@ type SoakWindow struct {
 	Valid    bool          `json:"valid"`
 	Invalid  []string      `json:"invalid,omitempty"`
 	Notes    []string      `json:"notes,omitempty"` // caveats (host stalls, timeouts)
-	Sample   *Sample       `json:"sample,omitempty"`
+	// LagBounded marks a window invalid only for the load generator's own
+	// lag; HistLagFree is then its latencies from the actual send times,
+	// and the soak's verdict brackets the lag (SoakResult.LagBracket).
+	LagBounded  bool    `json:"lag_bounded,omitempty"`
+	HistLagFree string  `json:"hist_lag_free,omitempty"`
+	Sample      *Sample `json:"sample,omitempty"`
 	// Hist is the window's histogram (latency.Encode).
 	Hist string `json:"hist"`
 }
@@ -122,10 +128,14 @@ type SoakResult struct {
 	RSSTrend  *Trend `json:"rss_trend,omitempty"`
 	HeapTrend *Trend `json:"heap_trend,omitempty"`
 	// GCPerMinute is the GC cycles per minute over the soak (-1 unknown).
-	GCPerMinute float64      `json:"gc_per_minute"`
-	Verdict     gate.Verdict `json:"verdict"`
-	Reasons     []string     `json:"reasons"`
-	Notes       []string     `json:"notes,omitempty"`
+	GCPerMinute float64 `json:"gc_per_minute"`
+	// LagBracket is set when windows invalid only for the load generator's
+	// own lag took part: the verdict as measured and with their lag taken
+	// out (their latency from the actual send); it stands when they agree.
+	LagBracket *SoakLagBracket `json:"lag_bracket,omitempty"`
+	Verdict    gate.Verdict    `json:"verdict"`
+	Reasons    []string        `json:"reasons"`
+	Notes      []string        `json:"notes,omitempty"`
 }
 
 // SoakSchemaVersion is the version of SoakResult.
@@ -174,6 +184,11 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 		if m.Hist != nil && m.Hist.TotalCount() > 0 {
 			w.P50, w.P99, w.Max = latency.Quantile(m.Hist, 0.5), latency.Quantile(m.Hist, 0.99), latency.Max(m.Hist)
 		}
+		if !m.Valid && m.LagOnly && m.LagFree != nil {
+			if enc, err := latency.Encode(m.LagFree); err == nil {
+				w.LagBounded, w.HistLagFree = true, enc
+			}
+		}
 		if m.Hist != nil {
 			if enc, err := latency.Encode(m.Hist); err == nil {
 				w.Hist = enc
@@ -216,7 +231,62 @@ func RunSoak(ctx context.Context, o SoakRun) (*SoakResult, error) {
 	return res, nil
 }
 
+// SoakLagBracket is the soak's verdict at both ends of the lag of its
+// lag-bounded windows.
+type SoakLagBracket struct {
+	Windows  int          `json:"windows"`
+	Measured gate.Verdict `json:"measured"`
+	LagFree  gate.Verdict `json:"lag_free"`
+	Agree    bool         `json:"agree"`
+}
+
+// analyseSoak analyses the windows; windows invalid only for the load
+// generator's own lag are bracketed: the analysis runs as measured and
+// with their lag-free histograms, and its verdict stands when both agree.
 func analyseSoak(res *SoakResult, o SoakRun) error {
+	n := 0
+	for _, w := range res.Windows {
+		if w.LagBounded {
+			n++
+		}
+	}
+	if n == 0 {
+		return analyseSoakView(res, o)
+	}
+	free := *res
+	free.Windows = slices.Clone(res.Windows)
+	for i := range free.Windows {
+		w := &free.Windows[i]
+		if !w.LagBounded {
+			continue
+		}
+		h, err := latency.Decode(w.HistLagFree)
+		if err != nil {
+			return fmt.Errorf("soak window %d: lag-free histogram: %w", w.Index, err)
+		}
+		w.Hist = w.HistLagFree
+		w.P50, w.P99, w.Max = latency.Quantile(h, 0.5), latency.Quantile(h, 0.99), latency.Max(h)
+	}
+	if err := analyseSoakView(&free, o); err != nil {
+		return err
+	}
+	if err := analyseSoakView(res, o); err != nil {
+		return err
+	}
+	lb := &SoakLagBracket{Windows: n, Measured: res.Verdict, LagFree: free.Verdict, Agree: res.Verdict == free.Verdict}
+	res.LagBracket = lb
+	if lb.Agree {
+		if res.Verdict != gate.Invalid {
+			res.Reasons = append(res.Reasons, fmt.Sprintf("%d windows had more load-generator lag than the rule allows (and no other fault): the verdict is %s both as measured and with their lag taken out", n, res.Verdict))
+		}
+		return nil
+	}
+	res.Reasons = append([]string{fmt.Sprintf("the load generator's own lag in %d windows could decide the verdict: %s as measured, %s with it taken out", n, res.Verdict, free.Verdict)}, res.Reasons...)
+	res.Verdict = gate.Invalid
+	return nil
+}
+
+func analyseSoakView(res *SoakResult, o SoakRun) error {
 	if o.DriftThreshold == 0 {
 		o.DriftThreshold = DefaultDriftThreshold
 	}
@@ -228,7 +298,7 @@ func analyseSoak(res *SoakResult, o SoakRun) error {
 	var p99s, rss, heap, xs []float64
 	var xsMem []float64
 	for _, w := range res.Windows {
-		if !w.Valid {
+		if !w.Valid && !w.LagBounded {
 			invalid = append(invalid, fmt.Sprintf("window %d invalid: %v", w.Index, w.Invalid))
 		}
 		if w.Hist == "" {

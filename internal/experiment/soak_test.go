@@ -52,14 +52,16 @@ func TestRunSoak(t *testing.T) {
 		invalid map[int]bool
 		want    gate.Verdict
 		drift   bool
+		lagged  map[int]int // windows over the lag rule only (bracketed)
 	}{
-		{"steady", func(int) time.Duration { return 5 * ms }, nil, gate.Pass, false},
-		{"drifting", func(i int) time.Duration { return time.Duration(5+2*i) * ms }, nil, gate.Fail, true},
-		{"over slo", func(int) time.Duration { return 60 * ms }, nil, gate.Fail, false},
-		{"invalid window", func(int) time.Duration { return 5 * ms }, map[int]bool{3: true}, gate.Invalid, false},
+		{"steady", func(int) time.Duration { return 5 * ms }, nil, gate.Pass, false, nil},
+		{"drifting", func(i int) time.Duration { return time.Duration(5+2*i) * ms }, nil, gate.Fail, true, nil},
+		{"over slo", func(int) time.Duration { return 60 * ms }, nil, gate.Fail, false, nil},
+		{"invalid window", func(int) time.Duration { return 5 * ms }, map[int]bool{3: true}, gate.Invalid, false, nil},
+		{"lag-bounded windows", func(int) time.Duration { return 5 * ms }, nil, gate.Pass, false, map[int]int{2: 1, 7: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := &fakeDriver{n: 3000, invalid: tc.invalid, median: map[string]time.Duration{}, tail: map[string]time.Duration{}}
+			f := &fakeDriver{n: 3000, invalid: tc.invalid, lagged: tc.lagged, lagFree: true, median: map[string]time.Duration{}, tail: map[string]time.Duration{}}
 			d := driverFunc(func(ctx context.Context, svc string, s Slot) (*Measured, error) {
 				f.median[svc], f.tail[svc] = 2*ms, tc.tail(s.Index)
 				return f.Round(ctx, svc, s)
@@ -75,6 +77,9 @@ func TestRunSoak(t *testing.T) {
 			}
 			if len(res.Windows) != 10 || res.Verdict != tc.want || res.P99Trend.Drift != tc.drift {
 				t.Fatalf("%d windows, verdict %s (want %s), drift %v: %v", len(res.Windows), res.Verdict, tc.want, res.P99Trend.Drift, res.Reasons)
+			}
+			if lb := res.LagBracket; (lb != nil) != (tc.lagged != nil) || lb != nil && (!lb.Agree || lb.Windows != len(tc.lagged)) {
+				t.Fatalf("lag bracket %+v for %d lagged windows", lb, len(tc.lagged))
 			}
 			if res.RSSTrend == nil || math.Abs(res.RSSTrend.SlopePerHour-60*(1<<20)) > 1 || math.Abs(res.GCPerMinute-1) > 1e-9 {
 				t.Fatalf("memory trend %+v, gc/min %v", res.RSSTrend, res.GCPerMinute)
