@@ -347,8 +347,21 @@ func Evaluate(cfg Config, rounds []Round) Result {
 		res.Reasons = append(res.Reasons, fmt.Sprintf("%d rounds had more load-generator lag than the rule allows (and no other fault): the verdict is %s both with their lag counted and with it taken out, so the lag did not decide it", n, res.Verdict))
 		return res
 	}
-	res.Reasons = append([]string{fmt.Sprintf("the load generator's own lag in %d rounds could decide the verdict: %s with it counted against the head (and taken out of the base), %s the other way round, %s as measured",
-		n, failing.Verdict, passing.Verdict, res.Verdict)}, res.Reasons...)
+	why := fmt.Sprintf("the load generator's own lag in %d rounds could decide the verdict: %s with it counted against the head (and taken out of the base), %s the other way round, %s as measured",
+		n, failing.Verdict, passing.Verdict, res.Verdict)
+	// More rounds may settle it (the lagged rounds weigh less); at the
+	// last checkpoint the run is invalid.
+	if failing.Verdict != Invalid && passing.Verdict != Invalid && res.Verdict != Invalid {
+		c := res.Config
+		for _, cp := range c.Checkpoints() {
+			if cp > res.Pairs {
+				res.Verdict, res.Continue, res.NextCheckpoint = Inconclusive, true, cp
+				res.Reasons = append([]string{why + fmt.Sprintf("; run more rounds: next checkpoint at %d pairs", cp)}, res.Reasons...)
+				return res
+			}
+		}
+	}
+	res.Reasons = append([]string{why}, res.Reasons...)
 	res.Verdict = Invalid
 	res.Continue, res.NextCheckpoint = false, 0
 	return res

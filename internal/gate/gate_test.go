@@ -464,10 +464,19 @@ func TestEvaluateLagBracket(t *testing.T) {
 		// A little lag on every round does not change a pass.
 		{"small lag passes", lagged(run(quiet, quiet, 6, 4, 3000, 12), true, 0.002, 5*time.Millisecond), gate.Pass, true},
 		// 3 % of the head's requests 40 ms late: over the SLO with the lag,
-		// under it without. The lag would decide: invalid.
-		{"lag decides", lagged(run(quiet, quiet, 6, 4, 3000, 13), false, 0.03, 40*time.Millisecond), gate.Invalid, false},
+		// under it without. The lag would decide: more rounds, and at the
+		// last checkpoint invalid.
+		{"lag decides", lagged(run(quiet, quiet, 6, 4, 3000, 13), false, 0.03, 40*time.Millisecond), gate.Inconclusive, false},
+		{"lag decides at the cap", lagged(run(quiet, quiet, 6, 4, 3000, 13), false, 0.03, 40*time.Millisecond), gate.Invalid, false},
 	} {
-		res := gate.Evaluate(gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}, tc.rounds)
+		cfg := gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}
+		if strings.HasSuffix(tc.name, "at the cap") {
+			cfg.MaxRounds = 6
+		}
+		res := gate.Evaluate(cfg, tc.rounds)
+		if tc.verdict == gate.Inconclusive && (!res.Continue || res.NextCheckpoint != 12) {
+			t.Errorf("%s: continue %v to %d, want more rounds to 12 pairs", tc.name, res.Continue, res.NextCheckpoint)
+		}
 		lb := res.LagBracket
 		t.Logf("%s: %s (%s / %s): %v", tc.name, res.Verdict, lb.FailLeaning, lb.PassLeaning, res.Reasons)
 		if res.Verdict != tc.verdict || lb == nil || lb.Agree != tc.agree {
