@@ -100,7 +100,29 @@
 //
 // # Overhead
 //
-// Latest, 10:42–10:52 UTC 2026-12-03, after the idle-Go-thread filter,
+// Latest, at the rules' new peak of 600 req/s, 13:34–13:43 UTC 2026-12-03
+// (8 ABBA blocks of 15 s rounds, every kernel collector, no Go uprobes; a
+// noisy hour on the shared host — a demo minutes before had 34 of 50
+// rounds invalid — and one block overlapped a `go test ./internal/gate`
+// run of mine):
+//
+//	TAILGATE_OVERHEAD=1 TAILGATE_OVERHEAD_ROUNDS=8 \
+//	  go test ./cmd/tailgate -run ProfileOverhead -v -timeout 40m
+//
+//	p50  per block +21.0 +8.9 +23.9 +2.4 +0.1 +9.1 −3.4 +55.9 %:
+//	     mean +14.7 %, 95 % CI [−1.3 %, +30.8 %]
+//	p99  per block mean +32.2 %, 95 % CI [−47 %, +112 %]
+//	bidder CPU per request: mean +9.9 %, 95 % CI [−4.0 %, +23.9 %]
+//	achieved rate +0.00 %; BPF programs 3.77 % of one CPU (sched_switch
+//	2.33 %: 31,900 runs/s at 731 ns; sched_wakeup 0.47 %; futex 0.54 %;
+//	cpu-clock 0.26 %); events/s: runq 1,650, numa 755, oncpu 253,
+//	offcpu 4, pagefault 4, futex 1; none lost.
+//
+// Not a resolution of the budget either way: the intervals are 3× wider
+// than at 10:42 below, and the two blocks at +21 % and +56 % carry the
+// mean.
+//
+// Before, 10:42–10:52 UTC 2026-12-03, after the idle-Go-thread filter,
 // with the per-block paired comparison (8 ABBA blocks of 15 s rounds,
 // bidder baseline at the rules' 1000 req/s, every kernel collector in a
 // `tailgate profile` child, no Go uprobes):
