@@ -142,29 +142,21 @@ func TestLagOnly(t *testing.T) {
 	}
 	// A rate short only because the window's last sends went out after
 	// its end: still lag only, when the lag covers the shortfall.
-	endLag := func(lag time.Duration) Validity {
+	endLag := func(lag time.Duration, sentIn, late int64) Validity {
 		r := &runner{cfg: Config{MaxLag: time.Millisecond, Duration: time.Second, MinRateRatio: 0.99, MaxErrorRate: 0.001},
 			res: &Result{Requests: 1000, Codes: map[uint16]int64{200: 1000}},
-			iv:  time.Millisecond, sentIn: 850, expected: 1000, maxLag: int64(lag), late: 200, lags: latency.New()}
-		r.res.Validity.OwnMaxLag, r.res.Validity.OwnLate = lag, 200
+			iv:  time.Millisecond, sentIn: sentIn, expected: 1000, maxLag: int64(lag), late: late, lags: latency.New()}
+		r.res.Validity.OwnMaxLag, r.res.Validity.OwnLate = lag, late
 		r.validity()
 		return r.res.Validity
 	}
-	if v := endLag(150 * time.Millisecond); v.Valid || v.LagOnly {
+	if v := endLag(150*time.Millisecond, 850, 200); v.Valid || v.LagOnly {
 		t.Errorf("150ms lag on 20%% of the sends: valid %v lag only %v: want invalid, too many late for lag only", v.Valid, v.LagOnly)
 	}
-	endLag = func(lag time.Duration) Validity {
-		r := &runner{cfg: Config{MaxLag: time.Millisecond, Duration: time.Second, MinRateRatio: 0.99, MaxErrorRate: 0.001},
-			res: &Result{Requests: 1000, Codes: map[uint16]int64{200: 1000}},
-			iv:  time.Millisecond, sentIn: 985, expected: 1000, maxLag: int64(lag), late: 10, lags: latency.New()}
-		r.res.Validity.OwnMaxLag, r.res.Validity.OwnLate = lag, 10
-		r.validity()
-		return r.res.Validity
-	}
-	if v := endLag(20 * time.Millisecond); v.Valid || !v.LagOnly || !hasReason(v, "after its end") {
+	if v := endLag(20*time.Millisecond, 985, 10); v.Valid || !v.LagOnly || !hasReason(v, "after its end") {
 		t.Errorf("20ms lag, rate 98.5%%: valid %v lag only %v reasons %q: want lag only", v.Valid, v.LagOnly, v.Reasons)
 	}
-	if v := endLag(5 * time.Millisecond); v.Valid || v.LagOnly {
+	if v := endLag(5*time.Millisecond, 985, 10); v.Valid || v.LagOnly {
 		t.Errorf("5ms lag, rate 98.5%%: valid %v lag only %v reasons %q: want invalid, not lag only", v.Valid, v.LagOnly, v.Reasons)
 	}
 	// A bounded share of late sends: valid with a note at 0.1 %, not at 0.3 %.
