@@ -116,9 +116,9 @@ type Config struct {
 	// (beyond the host's stalls) are at most this fraction of its measured
 	// requests (default 0: none may be). Latency runs from the intended
 	// send time, so a late send only adds its lag to its own latency: with
-	// a fraction f late, every quantile q measured lies between the true q
-	// quantile (less 1 MaxLag) and the true q+f quantile (plus MaxLag). A
-	// note records each round that used it.
+	// a fraction f late, every quantile q measured lies between the q−f and
+	// q+f quantiles of the round's other requests. A note
+	// (NoteLateFraction) records each round that used it.
 	MaxLateFraction float64
 	// MinRateRatio is the smallest achieved/target rate of a valid round
 	// (default 0.99).
