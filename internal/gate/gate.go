@@ -209,6 +209,9 @@ type P50Result struct {
 	Base time.Duration `json:"base_ns"`
 	// PairRatios is head/base p50 per pair, in block order.
 	PairRatios []float64 `json:"pair_ratios"`
+	// FloorTooHigh: within the tolerance, but the A/A noise floor it came
+	// from is over MaxNoiseFloor, so the verdict stays inconclusive.
+	FloorTooHigh bool `json:"floor_too_high,omitempty"`
 }
 
 // NoiseFloor is what the A/A rounds say about identical arms.
@@ -682,11 +685,22 @@ func evalP50(cfg Config, pairs []*block, head, base dist, nf NoiseFloor, conf, a
 	switch {
 	case m-tc*se > delta:
 		p.Verdict = Fail
+	case m+tc*se < delta && nf.Measured && nf.Floor > MaxNoiseFloor:
+		// The tolerance grew with the floor until it would excuse any
+		// regression: no pass can rest on it (a fail still can).
+		p.FloorTooHigh = true
 	case m+tc*se < delta:
 		p.Verdict = Pass
 	}
 	return p
 }
+
+// MaxNoiseFloor is the largest A/A noise floor a p50 pass may rest on
+// (0.5: identical builds 50 % apart in p50). The p50 tolerance is
+// max(the rule's, the floor); past this the base itself is unstable (for
+// example collapsing into timeouts in some rounds and not in others) and
+// the tolerance would excuse any regression worth gating.
+const MaxNoiseFloor = 0.5
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
 
@@ -723,11 +737,13 @@ func p50Reason(p P50Result, nf NoiseFloor) string {
 	}
 	iv := fmt.Sprintf("head/base %+.1f%% over %d pairs, one-sided %.2f%% bounds [%+.1f%%, %+.1f%%], %s, p=%.3g for a regression beyond it",
 		100*(p.Ratio-1), p.Pairs, 100*p.Confidence, 100*(p.Lower-1), 100*(p.Upper-1), tol, p.PValue)
-	switch p.Verdict {
-	case Fail:
+	switch {
+	case p.Verdict == Fail:
 		return "p50: fail: regression: " + iv
-	case Pass:
+	case p.Verdict == Pass:
 		return "p50: pass: no regression beyond the tolerance: " + iv
+	case p.FloorTooHigh:
+		return fmt.Sprintf("p50: inconclusive: within the tolerance, but the A/A noise floor (%.1f%%) is over the %.0f%% a pass may rest on: the base is unstable: ", 100*nf.Floor, 100*MaxNoiseFloor) + iv
 	default:
 		return "p50: inconclusive: " + iv
 	}

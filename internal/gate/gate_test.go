@@ -497,3 +497,37 @@ func TestEvaluateLagBracket(t *testing.T) {
 		t.Errorf("with an error-invalid round: %s, want invalid", res.Verdict)
 	}
 }
+
+// TestEvaluateUnstableBaseNoPass: when identical builds differ wildly
+// (A/A rounds 10× apart: a base collapsing in some rounds), the p50
+// tolerance that follows the noise floor would excuse anything, so p50
+// cannot pass — though a head far over the SLO still fails.
+func TestEvaluateUnstableBaseNoPass(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 5))
+	unstable := func(rs []gate.Round) []gate.Round {
+		k := 0
+		for i := range rs {
+			if rs[i].Arm == gate.ArmAA {
+				if k++; k%2 == 0 {
+					h := newHist()
+					scaledBy(quiet, 10).round(rng, h, 3000, 0)
+					rs[i].Hist = h
+				}
+			}
+		}
+		return rs
+	}
+	cfg := gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}
+	res := gate.Evaluate(cfg, unstable(run(quiet, quiet, 6, 4, 3000, 22)))
+	if res.NoiseFloor.Floor <= gate.MaxNoiseFloor || res.P50.Verdict != gate.Inconclusive || !res.P50.FloorTooHigh || res.Verdict == gate.Pass {
+		t.Fatalf("floor %.2f: p50 %s (floor too high %v), verdict %s: want p50 inconclusive, no pass; %v",
+			res.NoiseFloor.Floor, res.P50.Verdict, res.P50.FloorTooHigh, res.Verdict, res.Reasons)
+	}
+	if !strings.Contains(strings.Join(res.Reasons, " "), "the base is unstable") {
+		t.Fatalf("reasons %v: want the unstable base named", res.Reasons)
+	}
+	slow := scaledBy(quiet, 6)
+	if res := gate.Evaluate(cfg, unstable(run(quiet, slow, 6, 4, 3000, 23))); res.Verdict != gate.Fail {
+		t.Fatalf("slow head with an unstable base: %s, want fail on p99: %v", res.Verdict, res.Reasons)
+	}
+}
