@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 
 	"github.com/tailgate-ci/tailgate/internal/gate"
 )
@@ -38,12 +37,7 @@ type Slot struct {
 // with .rerun<n> before the extension for a slot's later attempts, so no
 // attempt overwrites another's.
 func (s Slot) FileName(ext string) string {
-	arm := strings.Map(func(c rune) rune {
-		if c == '/' || c == ' ' {
-			return '_'
-		}
-		return c
-	}, s.Arm)
+	arm := safe(s.Arm)
 	if s.Attempt > 0 {
 		return fmt.Sprintf("round-%03d-%s.rerun%d.%s", s.Order, arm, s.Attempt, ext)
 	}
