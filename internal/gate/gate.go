@@ -308,12 +308,13 @@ type block struct {
 // agree, the lag cannot have decided it and it stands; otherwise the
 // result is invalid. Any other invalid round makes the result invalid.
 func Evaluate(cfg Config, rounds []Round) Result {
-	n := 0
+	lagged := map[int]bool{} // orders of the bracketed rounds
 	for i := range rounds {
 		if rounds[i].bracketed() {
-			n++
+			lagged[rounds[i].Order] = true
 		}
 	}
+	n := len(lagged)
 	if n == 0 {
 		return evaluate(cfg, rounds)
 	}
@@ -337,10 +338,8 @@ func Evaluate(cfg Config, rounds []Round) Result {
 		Agree: failing.Verdict == passing.Verdict && res.Verdict == failing.Verdict}
 	res.LagBracket = lb
 	for i := range res.Rounds {
-		for _, r := range rounds {
-			if r.Order == res.Rounds[i].Order && r.Arm == res.Rounds[i].Arm && r.bracketed() {
-				res.Rounds[i].Valid, res.Rounds[i].LagBounded = false, true
-			}
+		if lagged[res.Rounds[i].Order] {
+			res.Rounds[i].Valid, res.Rounds[i].LagBounded = false, true
 		}
 	}
 	if lb.Agree && res.Verdict == Invalid {
