@@ -34,7 +34,7 @@ func ProbeWakeups(ctx context.Context, dur, period, limit time.Duration, realtim
 	if realtime {
 		prio = loadGeneratorRTPriority
 	}
-	ws, err := sleepToDeadlines(ctx, nil, dur, period, prio)
+	ws, err := sleepToDeadlines(ctx, nil, dur, period, prio, false)
 	if err != nil {
 		return WakeupStats{}, err
 	}
@@ -68,8 +68,12 @@ const (
 
 // sleepToDeadlines sleeps to t0 + k·period on a locked thread until dur
 // has passed (dur > 0), stop is closed or ctx ends; as SCHED_RR at
-// rtPrio when that is > 0.
-func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period time.Duration, rtPrio int) ([]wakeup, error) {
+// rtPrio when that is > 0. With raw the sleeps are raw system calls: the
+// goroutine keeps its P, so the runtime neither hands the P off nor has
+// sysmon poll faster while it sleeps (see witnessChild) — but nothing else
+// may run on that P meanwhile, and a stop-the-world waits out a sleep, so
+// raw is for the witness child alone.
+func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period time.Duration, rtPrio int, raw bool) ([]wakeup, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if rtPrio > 0 {
@@ -101,7 +105,15 @@ func sleepToDeadlines(ctx context.Context, stop <-chan struct{}, dur, period tim
 		next += int64(period)
 		want := unix.NsecToTimespec(next)
 		for {
-			err := unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &want, nil)
+			var err error
+			if raw {
+				if _, _, e := unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
+					uintptr(unsafe.Pointer(&want)), 0, 0, 0); e != 0 {
+					err = e
+				}
+			} else {
+				err = unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &want, nil)
+			}
 			if err == nil {
 				break
 			}
@@ -180,6 +192,14 @@ func init() {
 func witnessChild() int {
 	prio, _ := strconv.Atoi(os.Getenv(witnessPrioEnv))
 	cpus := witnessCPUs()
+	// Each sleeper holds a P through its raw sleeps; two more keep the
+	// main goroutine (reading standard input) and sysmon's bookkeeping off
+	// them. With plain system calls and a P per CPU, the runtime handed a
+	// sleeping thread's P off at every tick and sysmon polled every 20 µs:
+	// a stand-alone copy of this loop took 18–20 % of a CPU at two 1 ms
+	// sleepers on this 2-vCPU VM, 10 % with raw sleeps (/tmp/wexp,
+	// 2026-12-03; the rest is the VM's cost of a timer wake-up).
+	runtime.GOMAXPROCS(len(cpus) + 2)
 	stop := make(chan struct{})
 	type out struct {
 		ws  []wakeup
@@ -198,7 +218,7 @@ func witnessChild() int {
 			if err != nil {
 				return
 			}
-			ws, err := sleepToDeadlines(context.Background(), stop, 0, witnessPeriod(), 0)
+			ws, err := sleepToDeadlines(context.Background(), stop, 0, witnessPeriod(), 0, true)
 			outs <- out{ws, err}
 		}()
 	}
@@ -306,7 +326,7 @@ func startHostProbe(ctx context.Context) *hostProbe {
 		return p
 	}
 	go func() {
-		ws, _ := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, 0)
+		ws, _ := sleepToDeadlines(ctx, p.stop, 0, time.Millisecond, 0, false)
 		p.done <- probeResult{ws: ws, perSleeper: [][]wakeup{ws}, sleepers: 1}
 	}()
 	return p
