@@ -397,6 +397,7 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		cfg := load.Config{
 			Rate: l.Rate.PerSecond(), Duration: l.Duration, Warmup: l.RoundWarmup, Timeout: l.Timeout,
 			Targeter: tr, Name: "tailgate-" + base, MaxErrorRate: maxErr, TimeoutsAsErrors: l.TimeoutsAsErrors(),
+			Procs:       l.Procs,
 			WindowsPath: filepath.Join(rr.out, base+".windows"),
 			Progress:    rr.progress(i, l.Rounds),
 		}
@@ -502,7 +503,7 @@ func (rr *roundRunner) warmup(ctx context.Context, sum *runSummary) error {
 	}
 	_, err = load.Run(ctx, load.Config{
 		Rate: l.Rate.PerSecond(), Duration: l.Warmup, Timeout: l.Timeout, Targeter: tr,
-		Name: "tailgate-warmup", Progress: rr.progress(0, l.Rounds),
+		Name: "tailgate-warmup", Progress: rr.progress(0, l.Rounds), Procs: l.Procs,
 	})
 	if rr.live {
 		fmt.Fprint(rr.stderr, "\r\x1b[K")

@@ -230,7 +230,7 @@ func StartFleet(ctx context.Context, r *rules.Rules, arms []ArmSpec, o FleetOpti
 				return f, err
 			}
 			wr, err := load.Run(ctx, load.Config{Rate: o.Rate, Duration: o.Warmup, Timeout: r.Load.Timeout, Targeter: tr,
-				Name: "tailgate-warmup-" + a.Name, MaxLag: time.Hour})
+				Name: "tailgate-warmup-" + a.Name, MaxLag: time.Hour, Procs: r.Load.Procs})
 			if err != nil {
 				return f, fmt.Errorf("arm %s: warm-up: %w", a.Name, err)
 			}
@@ -395,6 +395,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 		Rate: f.o.Rate, Duration: f.o.RoundDuration, Warmup: f.o.RoundWarmup, Timeout: f.r.Load.Timeout,
 		Targeter: tr, Name: fmt.Sprintf("tailgate-%s-%d", s.Arm, s.Index), MaxErrorRate: maxErr, MaxLag: f.r.Gate.Lag(),
 		MaxLateFraction: f.r.Gate.MaxLateFraction, TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
+		Procs:           f.r.Load.Procs,
 	}
 	if f.o.WindowsDir != "" {
 		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, s.FileName("windows"))

@@ -81,12 +81,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		priority   = fs.String("attacker-priority", "none", "raise the load generator's threads once the handler runs, as tailgate gate: rt (SCHED_RR 1), nice (-19) or none; wrk and the handler keep the default")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the load generator (whole run) to this file")
 		traceOut   = fs.String("trace", "", "write a Go execution trace of the load generator (whole run) to this file (go tool trace)")
+		procs      = fs.Int("procs", 0, "load.Config.Procs of the probes and memory rounds: the generator's GOMAXPROCS during a round (0: auto, one P per load.RatePerProc req/s; -1: unchanged)")
 		headroom   = fs.Int64("gc-headroom", 0, "load.Config.GCHeadroom of the probes: bytes the generator's Go memory may grow in a round before its GC runs (0: the default, 512 MiB; -1: GOGC as set)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	probeGCHeadroom = *headroom
+	probeProcs = *procs
 	if fs.NArg() != 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
@@ -197,8 +199,11 @@ type probe struct {
 	errs int64
 }
 
-// probeGCHeadroom is -gc-headroom.
-var probeGCHeadroom int64
+// probeGCHeadroom is -gc-headroom, probeProcs -procs.
+var (
+	probeGCHeadroom int64
+	probeProcs      int
+)
 
 // search brackets the highest rate that passes ok by doubling from start,
 // then bisects (geometrically) for steps rounds.
@@ -206,7 +211,7 @@ func search(ctx context.Context, url string, start, max float64, steps int, warm
 	ok func(load.Validity, int64) bool, log io.Writer) (probe, error) {
 	try := func(rate float64) (probe, bool, error) {
 		res, err := load.Run(ctx, load.Config{Rate: rate, Duration: dur, Warmup: warmup, Timeout: 5 * time.Second,
-			Targeter: vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url}), GCHeadroom: probeGCHeadroom})
+			Targeter: vegeta.NewStaticTargeter(vegeta.Target{Method: "GET", URL: url}), GCHeadroom: probeGCHeadroom, Procs: probeProcs})
 		if err != nil {
 			return probe{}, false, err
 		}
@@ -305,7 +310,7 @@ func memRound(ctx context.Context, url string, rate float64, d time.Duration, ou
 		WindowsPath: filepath.Join(dir, "windows.bin"), VegetaPath: filepath.Join(dir, "results.gob"),
 		// The live heap is what each GC cycle marks: the collector must
 		// run as usual for the peak to mean anything.
-		GCHeadroom: -1})
+		GCHeadroom: -1, Procs: probeProcs})
 	close(done)
 	wg.Wait()
 	if err != nil {
