@@ -395,7 +395,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 		Rate: f.o.Rate, Duration: f.o.RoundDuration, Warmup: f.o.RoundWarmup, Timeout: f.r.Load.Timeout,
 		Targeter: tr, Name: fmt.Sprintf("tailgate-%s-%d", s.Arm, s.Index), MaxErrorRate: maxErr, MaxLag: f.r.Gate.Lag(),
 		MaxLateFraction: f.r.Gate.MaxLateFraction, TimeoutsAsErrors: f.r.Load.TimeoutsAsErrors(),
-		Procs:           f.r.Load.Procs,
+		Procs: f.r.Load.Procs,
 	}
 	if f.o.WindowsDir != "" {
 		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, s.FileName("windows"))
