@@ -209,8 +209,9 @@ type P50Result struct {
 	Base time.Duration `json:"base_ns"`
 	// PairRatios is head/base p50 per pair, in block order.
 	PairRatios []float64 `json:"pair_ratios"`
-	// FloorTooHigh: within the tolerance, but the A/A noise floor it came
-	// from is over MaxNoiseFloor, so the verdict stays inconclusive.
+	// FloorTooHigh: within the tolerance, but only thanks to an A/A noise
+	// floor over MaxNoiseFloor (not within the rule's own tolerance), so
+	// the verdict stays inconclusive.
 	FloorTooHigh bool `json:"floor_too_high,omitempty"`
 }
 
@@ -684,9 +685,10 @@ func evalP50(cfg Config, pairs []*block, head, base dist, nf NoiseFloor, conf, a
 	switch {
 	case m-tc*se > delta:
 		p.Verdict = Fail
-	case m+tc*se < delta && nf.Measured && nf.Floor > MaxNoiseFloor:
+	case m+tc*se < delta && nf.Measured && nf.Floor > MaxNoiseFloor && m+tc*se >= math.Log1p(p.RuleTolerance):
 		// The tolerance grew with the floor until it would excuse any
-		// regression: no pass can rest on it (a fail still can).
+		// regression: no pass can rest on it (a fail still can). A head
+		// within the rule's own tolerance does not rest on it and passes.
 		p.FloorTooHigh = true
 	case m+tc*se < delta:
 		p.Verdict = Pass
@@ -698,7 +700,10 @@ func evalP50(cfg Config, pairs []*block, head, base dist, nf NoiseFloor, conf, a
 // (0.5: identical builds 50 % apart in p50). The p50 tolerance is
 // max(the rule's, the floor); past this the base itself is unstable (for
 // example collapsing into timeouts in some rounds and not in others) and
-// the tolerance would excuse any regression worth gating.
+// the tolerance would excuse any regression worth gating. A head whose
+// paired bound is within the rule's tolerance still passes: that pass
+// does not use the floor, and the pairs' own spread, the unstable base's
+// included, is already in the bound.
 const MaxNoiseFloor = 0.5
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }

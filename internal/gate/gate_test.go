@@ -518,13 +518,22 @@ func TestEvaluateUnstableBaseNoPass(t *testing.T) {
 		return rs
 	}
 	cfg := gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}
-	res := gate.Evaluate(cfg, unstable(run(quiet, quiet, 6, 4, 3000, 22)))
+	// A head 20 % slower than its base is within the floor's tolerance,
+	// not the rule's 5 %: that pass would rest on the unstable base.
+	res := gate.Evaluate(cfg, unstable(run(quiet, scaledBy(quiet, 1.2), 6, 4, 3000, 22)))
 	if res.NoiseFloor.Floor <= gate.MaxNoiseFloor || res.P50.Verdict != gate.Inconclusive || !res.P50.FloorTooHigh || res.Verdict == gate.Pass {
 		t.Fatalf("floor %.2f: p50 %s (floor too high %v), verdict %s: want p50 inconclusive, no pass; %v",
 			res.NoiseFloor.Floor, res.P50.Verdict, res.P50.FloorTooHigh, res.Verdict, res.Reasons)
 	}
 	if !strings.Contains(strings.Join(res.Reasons, " "), "the base is unstable") {
 		t.Fatalf("reasons %v: want the unstable base named", res.Reasons)
+	}
+	// A head clearly faster than its base passes whatever the floor: the
+	// paired bound is within the rule's own tolerance.
+	fast := gate.Evaluate(cfg, unstable(run(quiet, scaledBy(quiet, 0.5), 6, 4, 3000, 24)))
+	if fast.NoiseFloor.Floor <= gate.MaxNoiseFloor || fast.P50.Verdict != gate.Pass || fast.P50.FloorTooHigh || fast.Verdict != gate.Pass {
+		t.Fatalf("floor %.2f, p50 ratio %.2f [%.2f, %.2f]: p50 %s (floor too high %v), verdict %s: want a pass that does not rest on the floor; %v",
+			fast.NoiseFloor.Floor, fast.P50.Ratio, fast.P50.Lower, fast.P50.Upper, fast.P50.Verdict, fast.P50.FloorTooHigh, fast.Verdict, fast.Reasons)
 	}
 	slow := scaledBy(quiet, 6)
 	if res := gate.Evaluate(cfg, unstable(run(quiet, slow, 6, 4, 3000, 23))); res.Verdict != gate.Fail {
