@@ -140,10 +140,10 @@ type Config struct {
 	// Negative leaves the collector as GOGC/GOMEMLIMIT set it.
 	GCHeadroom int64
 
-	// Procs is this process's GOMAXPROCS while the round runs: 0 (the
-	// default) AutoProcs(Rate), one P per RatePerProc req/s; negative
-	// leaves it as it is. Fewer Ps than CPUs costs the generator fewer
-	// thread wake-ups per request, CPU the service shares on a small host.
+	// Procs, if positive, is this process's GOMAXPROCS while the round
+	// runs (0, the default, leaves it): fewer Ps cost the generator less
+	// CPU, which the service shares on a small host, but make its sends
+	// more exposed to a stalled vCPU (setProcs).
 	Procs int
 
 	// Progress, if set, is called about once a second from Run's goroutine
@@ -332,7 +332,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	growFDTable() // once per process: see fdtable_linux.go
 	defer quietGC(cfg.GCHeadroom)()
-	defer setProcs(cfg.Procs, cfg.Rate)()
+	defer setProcs(cfg.Procs)()
 	iv := interval(cfg.Rate)
 	// Hit k (0-based) is due at (k+1)·iv after began, never at 0, so the
 	// measured window is (Warmup, Warmup+Duration]: hits k = first..total-1

@@ -125,9 +125,8 @@ type LoadSpec struct {
 	// MaxErrorRate is the fraction of failed requests above which a round
 	// is invalid.
 	MaxErrorRate float64 `yaml:"max_error_rate"`
-	// Procs is tailgate's GOMAXPROCS while it drives the service
-	// (load.Config.Procs): 0 or absent, one per load.RatePerProc req/s
-	// (load.AutoProcs); -1 leaves it as the Go runtime set it.
+	// Procs, if positive, is tailgate's GOMAXPROCS while it drives the
+	// service (load.Config.Procs); 0 or absent leaves the Go runtime's.
 	Procs int `yaml:"procs"`
 }
 
@@ -314,8 +313,8 @@ func (l *LoadSpec) validate(d *decoder, n *yaml.Node, path string) {
 		d.errorf(lineOf(n, "timeouts"), join(path, "timeouts"), "%q: want %s (recorded at the timeout, a lower bound) or %s (counted against max_error_rate)",
 			l.Timeouts, TimeoutsLatency, TimeoutsError)
 	}
-	if l.Procs < -1 {
-		d.errorf(lineOf(n, "procs"), join(path, "procs"), "%d: want a number of Ps, 0 (auto: one per few thousand req/s) or -1 (the Go runtime's default)", l.Procs)
+	if l.Procs < 0 {
+		d.errorf(lineOf(n, "procs"), join(path, "procs"), "%d: want a number of Ps, or 0 for the Go runtime's default", l.Procs)
 	}
 	if !has(n, "targets") {
 		d.errorf(n, join(path, "targets"), "missing (kind: reqgen with url, or kind: file with file and format)")

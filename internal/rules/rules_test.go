@@ -132,7 +132,7 @@ func TestParseBad(t *testing.T) {
 		{"rounds zero", replace("  rounds:", "  rounds: 0"), `load.rounds: 0: want at least 1`},
 		{"error rate", replace("  max_error_rate:", "  max_error_rate: 2"), `bad.yaml:27: load.max_error_rate: 2: want a fraction in [0,1]`},
 		{"timeouts word", replace("  max_error_rate:", "  max_error_rate: 0.001\n  timeouts: ignore"), `bad.yaml:28: load.timeouts: "ignore": want latency`},
-		{"procs", replace("  max_error_rate:", "  max_error_rate: 0.001\n  procs: -2"), `bad.yaml:28: load.procs: -2: want a number of Ps`},
+		{"procs", replace("  max_error_rate:", "  max_error_rate: 0.001\n  procs: -1"), `bad.yaml:28: load.procs: -1: want a number of Ps`},
 		{"timeout under the SLO", replace("  timeout:", "  timeout: 20ms"), `bad.yaml:26: load.timeout: 20ms is not above the SLO 25ms`},
 		{"timeout under a set SLO", good + "gate:\n  slo: 2s\n", `bad.yaml:26: load.timeout: 1s is not above the SLO 2s`},
 		{"seed type", replace("  seed:", "  seed: {a: 1}"), `bad.yaml:20: load.seed: want an integer, got a mapping`},

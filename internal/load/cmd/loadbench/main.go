@@ -81,7 +81,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		priority   = fs.String("attacker-priority", "none", "raise the load generator's threads once the handler runs, as tailgate gate: rt (SCHED_RR 1), nice (-19) or none; wrk and the handler keep the default")
 		cpuProfile = fs.String("cpuprofile", "", "write a CPU profile of the load generator (whole run) to this file")
 		traceOut   = fs.String("trace", "", "write a Go execution trace of the load generator (whole run) to this file (go tool trace)")
-		procs      = fs.Int("procs", 0, "load.Config.Procs of the probes and memory rounds: the generator's GOMAXPROCS during a round (0: auto, one P per load.RatePerProc req/s; -1: unchanged)")
+		procs      = fs.Int("procs", 0, "load.Config.Procs of the probes and memory rounds: the generator's GOMAXPROCS during a round (0: unchanged)")
 		headroom   = fs.Int64("gc-headroom", 0, "load.Config.GCHeadroom of the probes: bytes the generator's Go memory may grow in a round before its GC runs (0: the default, 512 MiB; -1: GOGC as set)")
 	)
 	if err := fs.Parse(args); err != nil {
