@@ -11,13 +11,38 @@ import (
 // during a round before its garbage collector runs (Config.GCHeadroom).
 const DefaultGCHeadroom = 512 << 20
 
-// gcQuiet is the collector's setting before the first running round
-// quieted it; rounds may overlap (tests), the last to end restores it.
-var gcQuiet struct {
-	sync.Mutex
-	rounds int
-	pct    int
-	limit  int64
+// gcQuiet is the collector's setting, quieted by the first running round
+// and restored by the last to end.
+var gcQuiet roundSetting
+
+// roundSetting is a process-wide setting the running rounds change: the
+// first to start changes it, the last to end restores it (rounds may
+// overlap: tests).
+type roundSetting struct {
+	mu      sync.Mutex
+	rounds  int
+	restore func()
+}
+
+// enter changes the setting with first when no other round runs (first
+// returns what restores it), otherwise with join if that is set, and
+// returns what the round calls when it ends.
+func (s *roundSetting) enter(first func() (restore func()), join func()) (leave func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rounds == 0 {
+		s.restore = first()
+	} else if join != nil {
+		join()
+	}
+	s.rounds++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.rounds--; s.rounds == 0 {
+			s.restore()
+		}
+	}
 }
 
 // quietGC makes the process's collector run only when its Go memory has
@@ -35,28 +60,21 @@ func quietGC(headroom int64) (restore func()) {
 	if headroom <= 0 {
 		return func() {}
 	}
-	gcQuiet.Lock()
-	defer gcQuiet.Unlock()
-	if gcQuiet.rounds == 0 {
-		gcQuiet.limit = debug.SetMemoryLimit(-1) // reads it
-		gcQuiet.pct = debug.SetGCPercent(-1)
+	return gcQuiet.enter(func() func() {
+		was := debug.SetMemoryLimit(-1) // reads it
+		pct := debug.SetGCPercent(-1)
 		limit := goMemoryInUse()
 		if limit > math.MaxInt64-headroom {
 			limit = math.MaxInt64
 		} else {
 			limit += headroom
 		}
-		debug.SetMemoryLimit(min(gcQuiet.limit, limit))
-	}
-	gcQuiet.rounds++
-	return func() {
-		gcQuiet.Lock()
-		defer gcQuiet.Unlock()
-		if gcQuiet.rounds--; gcQuiet.rounds == 0 {
-			debug.SetGCPercent(gcQuiet.pct)
-			debug.SetMemoryLimit(gcQuiet.limit)
+		debug.SetMemoryLimit(min(was, limit))
+		return func() {
+			debug.SetGCPercent(pct)
+			debug.SetMemoryLimit(was)
 		}
-	}
+	}, nil)
 }
 
 // goMemoryInUse is the memory the runtime's limit is compared with: all

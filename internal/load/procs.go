@@ -1,17 +1,10 @@
 package load
 
-import (
-	"runtime"
-	"sync"
-)
+import "runtime"
 
-// procsState is GOMAXPROCS before the first running round changed it;
-// rounds may overlap (tests), the last to end restores it.
-var procsState struct {
-	sync.Mutex
-	rounds int
-	prev   int
-}
+// procsState is GOMAXPROCS, set by the first running round that asks and
+// restored by the last to end.
+var procsState roundSetting
 
 // setProcs sets GOMAXPROCS to n for a round (Config.Procs); n <= 0
 // changes nothing. Overlapping rounds keep the largest asked for. The
@@ -27,19 +20,12 @@ func setProcs(n int) (restore func()) {
 	if n <= 0 {
 		return func() {}
 	}
-	procsState.Lock()
-	defer procsState.Unlock()
-	if procsState.rounds == 0 {
-		procsState.prev = runtime.GOMAXPROCS(n)
-	} else if n > runtime.GOMAXPROCS(0) {
-		runtime.GOMAXPROCS(n)
-	}
-	procsState.rounds++
-	return func() {
-		procsState.Lock()
-		defer procsState.Unlock()
-		if procsState.rounds--; procsState.rounds == 0 {
-			runtime.GOMAXPROCS(procsState.prev)
+	return procsState.enter(func() func() {
+		prev := runtime.GOMAXPROCS(n)
+		return func() { runtime.GOMAXPROCS(prev) }
+	}, func() {
+		if n > runtime.GOMAXPROCS(0) {
+			runtime.GOMAXPROCS(n)
 		}
-	}
+	})
 }
