@@ -157,10 +157,16 @@ struct runq_val {
 	__u32 pad;
 };
 
+// Run-queue and futex starts live in the task's own storage too: a lookup
+// is a walk of the task's (short) storage list, and a task the programs
+// never stored to costs one NULL check, where the hash maps these were
+// cost a hashed lookup on every switch-in and futex exit on the host and
+// an update and a delete under a bucket lock per target event. ts == 0
+// means nothing pending.
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct runq_val);
 } runq_start SEC(".maps");
 
@@ -171,9 +177,9 @@ struct futex_val {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct futex_val);
 } futex_start SEC(".maps");
 
@@ -346,11 +352,12 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = 0; // read once a target is involved: most switches are not
 	__u32 prev_tid = prev->pid;
 	__u32 next_tid = next->pid;
 
 	if (prev_tid != 0 && is_target(prev->tgid)) {
+		now = bpf_ktime_get_ns();
 		// Off-CPU is blocked time: a thread preempted while runnable
 		// (preempt, or prev_state == TASK_RUNNING) is waiting for a CPU,
 		// which the run-queue collector measures.
@@ -380,14 +387,21 @@ int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 			}
 		}
 		if (ENABLED(KIND_RUNQ) && runnable) {
-			struct runq_val v = { .ts = now, .preempted = 1 };
-			if (bpf_map_update_elem(&runq_start, &prev_tid, &v, BPF_ANY))
+			struct runq_val *v = bpf_task_storage_get(&runq_start, prev, 0,
+								  BPF_LOCAL_STORAGE_GET_F_CREATE);
+			if (v) {
+				v->ts = now;
+				v->preempted = 1;
+			} else {
 				count_drop(DROP_MAPFULL + KIND_RUNQ);
+			}
 		}
 	}
 
 	if (next_tid == 0 || !is_target(next->tgid))
 		return 0;
+	if (!now)
+		now = bpf_ktime_get_ns();
 
 	if (ENABLED(KIND_OFFCPU)) {
 		struct event *e = bpf_task_storage_get(&offcpu_start, next, 0, 0);
@@ -403,8 +417,8 @@ int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 		}
 	}
 	if (ENABLED(KIND_RUNQ)) {
-		struct runq_val *v = bpf_map_lookup_elem(&runq_start, &next_tid);
-		if (v && now - v->ts >= min_runq_ns) {
+		struct runq_val *v = bpf_task_storage_get(&runq_start, next, 0, 0);
+		if (v && v->ts && now - v->ts >= min_runq_ns) {
 			struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 			if (e) {
 				fill_task(e, KIND_RUNQ, next);
@@ -419,7 +433,7 @@ int BPF_PROG(handle_sched_switch, bool preempt, struct task_struct *prev,
 			}
 		}
 		if (v)
-			bpf_map_delete_elem(&runq_start, &next_tid);
+			v->ts = 0;
 	}
 	return 0;
 }
@@ -428,10 +442,13 @@ static __always_inline void runq_wakeup(struct task_struct *p)
 {
 	if (!ENABLED(KIND_RUNQ) || !is_target(p->tgid))
 		return;
-	__u32 tid = p->pid;
-	struct runq_val v = { .ts = bpf_ktime_get_ns(), .preempted = 0 };
-	if (bpf_map_update_elem(&runq_start, &tid, &v, BPF_ANY))
+	struct runq_val *v = bpf_task_storage_get(&runq_start, p, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!v) {
 		count_drop(DROP_MAPFULL + KIND_RUNQ);
+		return;
+	}
+	v->ts = bpf_ktime_get_ns();
+	v->preempted = 0;
 }
 
 SEC("tp_btf/sched_wakeup")
@@ -463,23 +480,23 @@ int handle_futex_enter(struct trace_event_raw_sys_enter *ctx)
 		count_drop(SKIP_GO_IDLE + KIND_FUTEX);
 		return 0;
 	}
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct futex_val v = {
-		.ts = bpf_ktime_get_ns(),
-		.uaddr = ctx->args[0],
-		.op = op,
-	};
-	if (bpf_map_update_elem(&futex_start, &tid, &v, BPF_ANY))
+	struct futex_val *v = bpf_task_storage_get(&futex_start, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!v) {
 		count_drop(DROP_MAPFULL + KIND_FUTEX);
+		return 0;
+	}
+	v->ts = bpf_ktime_get_ns();
+	v->uaddr = ctx->args[0];
+	v->op = op;
 	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_exit_futex")
 int handle_futex_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct futex_val *v = bpf_map_lookup_elem(&futex_start, &tid);
-	if (!v)
+	struct futex_val *v = bpf_task_storage_get(&futex_start, bpf_get_current_task_btf(), 0, 0);
+	if (!v || !v->ts)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 d = now - v->ts;
@@ -498,7 +515,7 @@ int handle_futex_exit(struct trace_event_raw_sys_exit *ctx)
 			count_drop(KIND_FUTEX);
 		}
 	}
-	bpf_map_delete_elem(&futex_start, &tid);
+	v->ts = 0;
 	return 0;
 }
 
