@@ -744,6 +744,8 @@ func p50Reason(p P50Result, nf NoiseFloor) string {
 	switch {
 	case p.Verdict == Fail:
 		return "p50: fail: regression: " + iv
+	case p.Verdict == Pass && nf.Measured && nf.Floor > MaxNoiseFloor:
+		return fmt.Sprintf("p50: pass: within the rule's own %.1f%%, so it does not rest on the A/A noise floor (%.1f%%, an unstable base): ", 100*p.RuleTolerance, 100*nf.Floor) + iv
 	case p.Verdict == Pass:
 		return "p50: pass: no regression beyond the tolerance: " + iv
 	case p.FloorTooHigh:

@@ -535,6 +535,9 @@ func TestEvaluateUnstableBaseNoPass(t *testing.T) {
 		t.Fatalf("floor %.2f, p50 ratio %.2f [%.2f, %.2f]: p50 %s (floor too high %v), verdict %s: want a pass that does not rest on the floor; %v",
 			fast.NoiseFloor.Floor, fast.P50.Ratio, fast.P50.Lower, fast.P50.Upper, fast.P50.Verdict, fast.P50.FloorTooHigh, fast.Verdict, fast.Reasons)
 	}
+	if !strings.Contains(strings.Join(fast.Reasons, " "), "does not rest on the A/A noise floor") {
+		t.Fatalf("reasons %v: want the pass said not to rest on the floor", fast.Reasons)
+	}
 	slow := scaledBy(quiet, 6)
 	if res := gate.Evaluate(cfg, unstable(run(quiet, slow, 6, 4, 3000, 23))); res.Verdict != gate.Fail {
 		t.Fatalf("slow head with an unstable base: %s, want fail on p99: %v", res.Verdict, res.Reasons)
