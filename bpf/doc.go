@@ -153,9 +153,11 @@
 //
 // The programs cost 11 % less, but the p50 budget is NOT met: this run's
 // interval lies above 3 % (the one before held it; the two intervals
-// overlap, so they do not show the change either way). What the bidder
-// pays is mostly not the programs' own time: its CPU per request rose
-// 7.5–7.9 % in both runs, about twice the programs' share of its CPU.
+// overlap, so they do not show the change either way). The bidder's CPU
+// per request rose 7.5–7.9 % in both runs; the programs' 2.95–3.30 % of
+// a CPU, were all of it run in the bidder's threads, would be 6–7 % of
+// its ≈ 47 %: most of the rise is likely their own time (an inference:
+// the statistics do not say whose context a run was in).
 //
 // Earlier, at the rules' new peak of 600 req/s, 13:34–13:43 UTC 2026-12-03
 // (8 ABBA blocks of 15 s rounds, every kernel collector, no Go uprobes; a
