@@ -407,7 +407,14 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		if !rr.live {
 			fmt.Fprintf(rr.stderr, "round %d/%d: %s lead-in + %s at %.6g/s\n", i, l.Rounds, l.RoundWarmup, l.Duration, cfg.Rate)
 		}
+		stopWatch := func() int { return 0 }
+		if rr.raised {
+			stopWatch = experiment.WatchAttackerThreads(rr.priority, 0)
+		}
 		res, err := load.Run(ctx, cfg)
+		if n := stopWatch(); n > 0 && res != nil {
+			res.Validity.Notes = append(res.Validity.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within a watch interval", n))
+		}
 		if rr.live {
 			fmt.Fprint(rr.stderr, "\r\x1b[K")
 		}

@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
@@ -400,13 +401,21 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	if f.o.WindowsDir != "" {
 		cfg.WindowsPath = filepath.Join(f.o.WindowsDir, s.FileName("windows"))
 	}
+	stopWatch := func() int { return 0 }
+	if f.raised {
+		stopWatch = watchThreads(f.raiseNice, f.raiseRT)
+	}
 	res, err := load.Run(ctx, cfg)
+	raisedLate := stopWatch()
 	if err != nil {
 		return nil, err
 	}
 	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly, LagFree: res.Uncorrected,
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
+	if raisedLate > 0 {
+		m.Notes = append(m.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within %v", raisedLate, threadWatchEvery))
+	}
 	if err := a.svc.NeighbourErr(); err != nil {
 		m.Valid = false
 		m.Invalid = append(m.Invalid, firstLine(err.Error()))
@@ -513,6 +522,101 @@ func RaiseAttackerPriority(priority string, nice int) (string, func(), error) {
 		return "load generator at its default priority", restore, nil
 	}
 	return "", restore, fmt.Errorf("attacker priority %q: want %s, %s or %s", priority, PriorityRealtime, PriorityNice, PriorityNone)
+}
+
+// threadWatchEvery is how often a thread watcher looks for new threads.
+const threadWatchEvery = 20 * time.Millisecond
+
+// watchThreads raises, until stop is called, every thread of this process
+// that appears after it starts. The raise uses SCHED_RESET_ON_FORK (so no
+// process tailgate starts inherits a real-time policy), which also starts
+// the threads the Go runtime adds during a round — when a thread blocks in
+// a system call, or a service's slowdown fills the load generator with
+// connections — at the default priority: the pacer or a stop-the-world
+// running on one of them waits behind the service and its neighbours for
+// the rest of the round. Raised at most threadWatchEvery after they
+// appear. stop returns how many it raised.
+func watchThreads(nice int, realtime bool) (stop func() int) {
+	known, _ := threadIDs()
+	return watchThreadsAfter(known, nice, realtime)
+}
+
+// threadIDs lists this process's threads.
+func threadIDs() (map[int]bool, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]bool{}
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			out[tid] = true
+		}
+	}
+	return out, nil
+}
+
+// watchThreadsAfter is watchThreads with the threads to leave alone given
+// (known is taken over). A thread ID the kernel reuses within one watch is
+// not raised again; with a 2^22 pid_max that takes millions of thread or
+// process starts in a round.
+func watchThreadsAfter(known map[int]bool, nice int, realtime bool) (stop func() int) {
+	if known == nil {
+		known = map[int]bool{}
+	}
+	scan := func() int {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || known[tid] {
+				continue
+			}
+			known[tid] = true // raised, or gone: either way not again
+			if setThreadPriority(tid, nice, realtime) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	done := make(chan struct{})
+	result := make(chan int, 1)
+	go func() {
+		t := time.NewTicker(threadWatchEvery)
+		defer t.Stop()
+		n := 0
+		for {
+			select {
+			case <-done:
+				result <- n + scan()
+				return
+			case <-t.C:
+				n += scan()
+			}
+		}
+	}()
+	var once sync.Once
+	var n int
+	return func() int {
+		once.Do(func() { close(done); n = <-result })
+		return n
+	}
+}
+
+// WatchAttackerThreads is watchThreads for a load generator raised by
+// RaiseAttackerPriority with the same arguments (a no-op for
+// PriorityNone).
+func WatchAttackerThreads(priority string, nice int) (stop func() int) {
+	if priority == PriorityNone {
+		return func() int { return 0 }
+	}
+	if nice == 0 {
+		nice = DefaultAttackerNice
+	}
+	return watchThreads(nice, priority != PriorityNice)
 }
 
 // pause stops (SIGSTOP) or resumes (SIGCONT) an arm's neighbours.
