@@ -41,6 +41,11 @@ type Measured struct {
 	// and the runner may run the slot again (LagReruns).
 	LagOnly bool
 	LagFree *hdrhistogram.Histogram
+	// OwnLagOnly: invalid only for the load generator's own lag, however
+	// many sends it delayed (load.Validity.OwnLagOnly). An A/A round so
+	// invalid is left out of the gate's noise floor instead of stopping
+	// the gate (gate.Round.OwnLagOnly).
+	OwnLagOnly bool
 	// MaxLag is the load generator's largest send lag in the round.
 	MaxLag time.Duration
 	// Notes are caveats of the round (load.Validity.Notes: timeouts, send lag
@@ -90,7 +95,8 @@ type GateRun struct {
 // (a checkpoint is reached when that many blocks are complete). An
 // inconclusive checkpoint runs more blocks, up to MaxRounds; a decisive one
 // stops. An invalid round stops the run at once and its verdict is
-// invalid, never a pass. The returned document has Kind gate, the schedule
+// invalid, never a pass — except an A/A round invalid only for the load
+// generator's own lag, which leaves the noise floor (gate.Round.FloorOnly). The returned document has Kind gate, the schedule
 // and seed, every round run with its histogram, and the gate result; the
 // caller fills in Base, Head, Rate, Service and Tool.
 func RunGate(ctx context.Context, o GateRun) (*Document, error) {
@@ -117,7 +123,7 @@ func RunGate(ctx context.Context, o GateRun) (*Document, error) {
 		}
 		rounds = append(rounds, r)
 		blockDone := i == len(slots)-1 || slots[i+1].Block != s.Block
-		if !r.Valid && !r.LagBounded {
+		if !r.Valid && !r.LagBounded && !r.FloorOnly() {
 			res = evaluateInvalid(cfg, rounds)
 			evaluated = true
 			break
@@ -261,7 +267,8 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 			return gate.Round{}, nil, fmt.Errorf("record round %d: %w", s.Order, err)
 		}
 	}
-	r := gate.Round{Arm: s.Arm, Index: s.Index, Block: s.Block, Order: s.Order, Hist: m.Hist, Valid: m.Valid, Invalid: m.Invalid}
+	r := gate.Round{Arm: s.Arm, Index: s.Index, Block: s.Block, Order: s.Order, Hist: m.Hist, Valid: m.Valid, Invalid: m.Invalid,
+		OwnLagOnly: !m.Valid && m.OwnLagOnly}
 	if !m.Valid && m.LagOnly && m.LagFree != nil {
 		r.LagBounded, r.LagFree = true, m.LagFree
 	}

@@ -410,18 +410,18 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 	if err != nil {
 		return nil, err
 	}
-	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly, LagFree: res.Uncorrected,
+	m := &Measured{Hist: res.Hist, Requests: res.Requests, Errors: res.Errors, Timeouts: res.Timeouts, Valid: res.Validity.Valid, LagOnly: res.Validity.LagOnly, OwnLagOnly: res.Validity.OwnLagOnly, LagFree: res.Uncorrected,
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
 	if raisedLate > 0 {
 		m.Notes = append(m.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within %v", raisedLate, threadWatchEvery))
 	}
 	if err := a.svc.NeighbourErr(); err != nil {
-		m.Valid = false
+		m.Valid, m.LagOnly, m.OwnLagOnly = false, false, false
 		m.Invalid = append(m.Invalid, firstLine(err.Error()))
 	}
 	if err := a.svc.ExitErr(); err != nil {
-		m.Valid = false
+		m.Valid, m.LagOnly, m.OwnLagOnly = false, false, false
 		m.Invalid = append(m.Invalid, "service exited during the round: "+firstLine(err.Error()))
 	}
 	return m, nil

@@ -24,6 +24,7 @@ type fakeDriver struct {
 	invalid map[int]bool       // slot orders to mark invalid
 	stalled map[int]bool       // slot orders valid with a host-stall note
 	lagged  map[int]int        // slot order -> attempts invalid only for the generator's lag
+	ownLag  map[int]bool       // slot orders invalid only for the generator's lag, over the bracket's cap
 	timeout map[string]float64 // per service arm: fraction of requests timed out at 2 s
 	lagFree bool               // lagged rounds come with their lag-free histogram
 	calls   []Slot
@@ -63,6 +64,9 @@ func (f *fakeDriver) Round(ctx context.Context, service string, s Slot) (*Measur
 			}
 			m.LagFree = free
 		}
+	}
+	if f.ownLag[s.Order] {
+		m.Valid, m.OwnLagOnly, m.Invalid = false, true, []string{"attacker lagged: 2.1% of sends late by its own lag"}
 	}
 	if fr := f.timeout[service]; fr > 0 {
 		n := int64(fr * float64(f.n))
@@ -363,5 +367,40 @@ func TestRunGateLagBracket(t *testing.T) {
 	}
 	if n != 2 || len(doc.Reruns) != 0 {
 		t.Fatalf("%d lag-bounded rounds, %d reruns: want 2, 0", n, len(doc.Reruns))
+	}
+}
+
+// TestRunGateAALagOnly: an A/A round invalid only for the generator's own
+// lag does not stop the gate (it leaves the noise floor); a base round so
+// invalid does.
+func TestRunGateAALagOnly(t *testing.T) {
+	for _, tc := range []struct {
+		arm     string
+		verdict gate.Verdict
+	}{{gate.ArmAA, gate.Pass}, {gate.ArmBase, gate.Invalid}} {
+		slots, err := GateSchedule(smallGate(), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		order := -1
+		for _, s := range slots {
+			if s.Arm == tc.arm {
+				order = s.Order
+				break
+			}
+		}
+		f := &fakeDriver{n: 2000, ownLag: map[int]bool{order: true},
+			median: map[string]time.Duration{"base": 2 * time.Millisecond, "head": 2 * time.Millisecond},
+			tail:   map[string]time.Duration{"base": 5 * time.Millisecond, "head": 5 * time.Millisecond}}
+		doc, err := RunGate(context.Background(), GateRun{Config: smallGate(), Seed: 3, Driver: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if doc.Gate.Verdict != tc.verdict {
+			t.Errorf("%s round %d invalid for own lag only: %s, want %s; %v", tc.arm, order, doc.Gate.Verdict, tc.verdict, doc.Gate.Reasons)
+		}
+		if tc.verdict == gate.Invalid && len(f.calls) != order+1 {
+			t.Errorf("ran %d rounds, want to stop at the invalid one (%d)", len(f.calls), order+1)
+		}
 	}
 }

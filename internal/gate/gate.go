@@ -21,7 +21,9 @@
 // split between the looks by a spending function (Config.CheckpointAlphas);
 // an inconclusive result before
 // the last checkpoint means "run more rounds" (Result.Continue). Any invalid
-// round makes the run invalid; a run never passes with fewer rounds or
+// round makes the run invalid (but see Evaluate: the load generator's own
+// lag is bracketed, and an A/A round invalid only for it leaves the noise
+// floor, Round.FloorOnly); a run never passes with fewer rounds or
 // samples than the config requires. STATISTICS.md records the simulated
 // error rates of the defaults.
 package gate
@@ -33,6 +35,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -70,6 +73,21 @@ type Round struct {
 	// verdict is the same at both ends (see Evaluate).
 	LagBounded bool                    `json:"lag_bounded,omitempty"`
 	LagFree    *hdrhistogram.Histogram `json:"-"`
+	// OwnLagOnly marks an invalid round whose only fault is the load
+	// generator's own send lag, however many sends it delayed. For an A/A
+	// round that is not bracketed, the round is left out of the noise
+	// floor (and the reasons say so) instead of making the result
+	// invalid: A/A rounds only estimate the floor, and the floor only
+	// sets the p50 tolerance, max(rule, floor), so the verdict still
+	// rests on valid rounds alone (FloorOnly).
+	OwnLagOnly bool `json:"own_lag_only,omitempty"`
+}
+
+// FloorOnly reports whether the round is an A/A round invalid only for
+// the load generator's own lag, and not bracketed: Evaluate leaves it out
+// of the noise floor rather than invalidating the result.
+func (r *Round) FloorOnly() bool {
+	return r.Arm == ArmAA && !r.Valid && r.OwnLagOnly && !r.bracketed()
 }
 
 // bracketed reports whether the round enters a verdict through the lag
@@ -384,7 +402,7 @@ func evaluate(cfg Config, rounds []Round) Result {
 	res.Checkpoints = len(cps)
 
 	// Structure and validity.
-	var invalid []string
+	var invalid, floorOut []string
 	blocks := map[int]*block{}
 	var ref *hdrhistogram.Histogram
 	var headDs, baseDs []dist
@@ -394,7 +412,14 @@ func evaluate(cfg Config, rounds []Round) Result {
 		rd := &sorted[i]
 		name := fmt.Sprintf("round %d (%s #%d, block %d)", rd.Order, rd.Arm, rd.Index, rd.Block)
 		sum := RoundSummary{Arm: rd.Arm, Index: rd.Index, Block: rd.Block, Order: rd.Order, Valid: rd.Valid, Invalid: rd.Invalid}
-		if !rd.Valid {
+		floorOnly := rd.FloorOnly()
+		if floorOnly {
+			why := joinReasons(rd.Invalid)
+			if why == "" {
+				why = "the load generator's own lag"
+			}
+			floorOut = append(floorOut, fmt.Sprintf("%s: %s", name, why))
+		} else if !rd.Valid {
 			why := "marked invalid"
 			if len(rd.Invalid) > 0 {
 				why = joinReasons(rd.Invalid)
@@ -442,6 +467,9 @@ func evaluate(cfg Config, rounds []Round) Result {
 			invalid = append(invalid, fmt.Sprintf("%s: block %d already has a %s round", name, rd.Block, rd.Arm))
 			continue
 		}
+		if floorOnly {
+			continue // not in the floor (floorOut)
+		}
 		*slot, *slotD = rd, d
 	}
 	if len(invalid) > 0 {
@@ -487,6 +515,10 @@ func evaluate(cfg Config, rounds []Round) Result {
 	}
 
 	res.NoiseFloor = noiseFloor(aaPairs)
+	if len(floorOut) > 0 {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d A/A round(s) left out of the noise floor, invalid only for the load generator's own lag (they feed nothing else): %s",
+			len(floorOut), strings.Join(floorOut, "; ")))
+	}
 	var headPool, basePool dist
 	if len(headDs) > 0 {
 		headPool = pooled(headDs)

@@ -543,3 +543,45 @@ func TestEvaluateUnstableBaseNoPass(t *testing.T) {
 		t.Fatalf("slow head with an unstable base: %s, want fail on p99: %v", res.Verdict, res.Reasons)
 	}
 }
+
+// TestEvaluateAALagOnlyLeftOutOfFloor: an A/A round invalid only for the
+// load generator's own lag (over the bracket's cap) leaves the noise floor
+// and says so, and the verdict stands on the valid rounds; the same fault
+// on a base or head round, or another fault on an A/A round, makes the
+// result invalid.
+func TestEvaluateAALagOnlyLeftOutOfFloor(t *testing.T) {
+	cfg := gate.Config{MinSamplesPerArm: 1000, Bootstrap: 400}
+	mark := func(arm string, ownLagOnly bool) []gate.Round {
+		rs := run(quiet, quiet, 6, 4, 3000, 21)
+		for i := range rs {
+			if rs[i].Arm == arm && rs[i].Index == 1 {
+				rs[i].Valid, rs[i].OwnLagOnly = false, ownLagOnly
+				rs[i].Invalid = []string{"attacker lagged: 2.1% of sends late by its own lag"}
+			}
+		}
+		return rs
+	}
+	all := gate.Evaluate(cfg, run(quiet, quiet, 6, 4, 3000, 21))
+	res := gate.Evaluate(cfg, mark(gate.ArmAA, true))
+	if res.Verdict != gate.Pass || all.Verdict != gate.Pass {
+		t.Fatalf("A/A round invalid for lag only: %s (all valid: %s), want pass; %s", res.Verdict, all.Verdict, strings.Join(res.Reasons, "\n"))
+	}
+	if res.NoiseFloor.Pairs != all.NoiseFloor.Pairs-1 {
+		t.Errorf("noise floor from %d A/A pairs, want %d (one left out)", res.NoiseFloor.Pairs, all.NoiseFloor.Pairs-1)
+	}
+	if !strings.Contains(strings.Join(res.Reasons, "\n"), "left out of the noise floor") {
+		t.Errorf("reasons do not say the A/A round was left out: %s", strings.Join(res.Reasons, "\n"))
+	}
+	for _, tc := range []struct {
+		name   string
+		rounds []gate.Round
+	}{
+		{"A/A round with another fault", mark(gate.ArmAA, false)},
+		{"head round invalid for lag only", mark(gate.ArmHead, true)},
+		{"base round invalid for lag only", mark(gate.ArmBase, true)},
+	} {
+		if r := gate.Evaluate(cfg, tc.rounds); r.Verdict != gate.Invalid {
+			t.Errorf("%s: %s, want invalid", tc.name, r.Verdict)
+		}
+	}
+}

@@ -228,6 +228,10 @@ type Validity struct {
 	// every scheduled request went out): the gate can bracket that lag,
 	// and running the round again may give a valid one.
 	LagOnly bool
+	// OwnLagOnly is true for an invalid round whose only fault is the
+	// load generator's own send lag, however many sends it delayed
+	// (LagOnly with no cap on their share).
+	OwnLagOnly bool
 	// Notes are caveats of the round, each starting with a Note* prefix.
 	Notes []string
 }
@@ -899,8 +903,8 @@ func (r *runner) validity() {
 	}
 	// Beyond MaxLagOnlyShare of late sends the generator's bursts change
 	// what the service sees too much to take the round as the service's.
-	v.LagOnly = ownLate && len(v.Reasons) == lagReasons && rs.Requests > 0 &&
-		float64(v.OwnLate) <= MaxLagOnlyShare*float64(rs.Requests)
+	v.OwnLagOnly = ownLate && len(v.Reasons) == lagReasons && rs.Requests > 0
+	v.LagOnly = v.OwnLagOnly && float64(v.OwnLate) <= MaxLagOnlyShare*float64(rs.Requests)
 }
 
 // codesSummary lists status counts, e.g. "0×3 503×12".
