@@ -664,17 +664,13 @@ func (f *Fleet) raisePriority(nice int, realtime bool) (string, error) {
 			msgs = append(msgs, fmt.Sprintf("session autogroup nice %d (was %d; the services share it)", nice, old))
 		}
 	}
-	ents, err := os.ReadDir("/proc/self/task")
+	tids, err := threadIDs()
 	if err != nil {
 		return "", err
 	}
 	n := 0
 	var errs []error
-	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for tid := range tids {
 		if err := setThreadPriority(tid, nice, realtime); err != nil {
 			errs = append(errs, err)
 			continue
