@@ -565,14 +565,13 @@ func watchThreadsAfter(known map[int]bool, nice int, realtime bool) (stop func()
 		known = map[int]bool{}
 	}
 	scan := func() int {
-		ents, err := os.ReadDir("/proc/self/task")
+		tids, err := threadIDs()
 		if err != nil {
 			return 0
 		}
 		n := 0
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil || known[tid] {
+		for tid := range tids {
+			if known[tid] {
 				continue
 			}
 			known[tid] = true // raised, or gone: either way not again
