@@ -413,7 +413,7 @@ func (rr *roundRunner) runRounds(ctx context.Context, sum *runSummary) error {
 		}
 		res, err := load.Run(ctx, cfg)
 		if n := stopWatch(); n > 0 && res != nil {
-			res.Validity.Notes = append(res.Validity.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within a watch interval", n))
+			res.Validity.Notes = append(res.Validity.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within %v", n, experiment.ThreadWatchEvery))
 		}
 		if rr.live {
 			fmt.Fprint(rr.stderr, "\r\x1b[K")

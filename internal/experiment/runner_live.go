@@ -414,7 +414,7 @@ func (f *Fleet) Round(ctx context.Context, service string, s Slot) (*Measured, e
 		Invalid: append([]string(nil), res.Validity.Reasons...), MaxLag: res.Validity.MaxLag, Start: res.Start, End: res.End,
 		Notes: append([]string(nil), res.Validity.Notes...)}
 	if raisedLate > 0 {
-		m.Notes = append(m.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within %v", raisedLate, threadWatchEvery))
+		m.Notes = append(m.Notes, fmt.Sprintf("load generator: %d thread(s) the Go runtime started during the round raised within %v", raisedLate, ThreadWatchEvery))
 	}
 	if err := a.svc.NeighbourErr(); err != nil {
 		m.Valid, m.LagOnly, m.OwnLagOnly = false, false, false
@@ -524,8 +524,9 @@ func RaiseAttackerPriority(priority string, nice int) (string, func(), error) {
 	return "", restore, fmt.Errorf("attacker priority %q: want %s, %s or %s", priority, PriorityRealtime, PriorityNice, PriorityNone)
 }
 
-// threadWatchEvery is how often a thread watcher looks for new threads.
-const threadWatchEvery = 20 * time.Millisecond
+// ThreadWatchEvery is how often a thread watcher (WatchAttackerThreads) looks
+// for new threads.
+const ThreadWatchEvery = 20 * time.Millisecond
 
 // watchThreads raises, until stop is called, every thread of this process
 // that appears after it starts. The raise uses SCHED_RESET_ON_FORK (so no
@@ -534,7 +535,7 @@ const threadWatchEvery = 20 * time.Millisecond
 // a system call, or a service's slowdown fills the load generator with
 // connections — at the default priority: the pacer or a stop-the-world
 // running on one of them waits behind the service and its neighbours for
-// the rest of the round. Raised at most threadWatchEvery after they
+// the rest of the round. Raised at most ThreadWatchEvery after they
 // appear. stop returns how many it raised.
 func watchThreads(nice int, realtime bool) (stop func() int) {
 	known, _ := threadIDs()
@@ -584,7 +585,7 @@ func watchThreadsAfter(known map[int]bool, nice int, realtime bool) (stop func()
 	done := make(chan struct{})
 	result := make(chan int, 1)
 	go func() {
-		t := time.NewTicker(threadWatchEvery)
+		t := time.NewTicker(ThreadWatchEvery)
 		defer t.Stop()
 		n := 0
 		for {
