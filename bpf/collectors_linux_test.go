@@ -424,7 +424,8 @@ func TestRunQueueLatencyWithBusyNeighbours(t *testing.T) {
 	}
 	startHelper(t, "spin", strconv.Itoa(2*len(cpus))) // not a target
 	h := startHelper(t, "wakeups", "")
-	c := startCapture(t, Options{PIDs: []int{h.PID()}, Collectors: []Kind{RunQueue}, MinRunQueue: 1})
+	const stackFrom = 200 * time.Microsecond
+	c := startCapture(t, Options{PIDs: []int{h.PID()}, Collectors: []Kind{RunQueue}, MinRunQueue: 1, MinRunQueueStack: stackFrom})
 	h.do("go")
 	evs, _ := c.stop()
 	rq := filter(evs, func(e *Event) bool { return e.Kind == RunQueue && int(e.PID) == h.PID() })
@@ -433,10 +434,21 @@ func TestRunQueueLatencyWithBusyNeighbours(t *testing.T) {
 	}
 	durs := make([]uint64, len(rq))
 	var total uint64
+	var withStack int
 	for i, e := range rq {
 		durs[i] = e.DurNs
 		total += e.DurNs
+		// Only waits of at least MinRunQueueStack carry a kernel stack.
+		taken := e.KernelStackErr != ErrStackNotTaken
+		if taken != (e.Duration() >= stackFrom) {
+			t.Errorf("run-queue wait of %v: kernel stack taken %v (err %d, %d frames), want taken from %v",
+				e.Duration(), taken, e.KernelStackErr, len(e.KernelStack), stackFrom)
+		}
+		if taken {
+			withStack++
+		}
 	}
+	t.Logf("%d of the waits were at least %v and carry a kernel stack", withStack, stackFrom)
 	sort.Slice(durs, func(i, j int) bool { return durs[i] < durs[j] })
 	t.Logf("%d run-queue waits: p50 %v p99 %v max %v (shared 2-core host)", len(rq),
 		time.Duration(durs[len(durs)/2]), time.Duration(durs[len(durs)*99/100]), time.Duration(durs[len(durs)-1]))

@@ -98,6 +98,7 @@ const (
 	collectorsVarMinMinorFaultNs        = "min_minor_fault_ns"
 	collectorsVarMinOffcpuNs            = "min_offcpu_ns"
 	collectorsVarMinRunqNs              = "min_runq_ns"
+	collectorsVarMinRunqStackNs         = "min_runq_stack_ns"
 	collectorsVarSamplePeriodNs         = "sample_period_ns"
 	collectorsVarUnusedEvent            = "unused_event"
 	collectorsVarWakeupBytes            = "wakeup_bytes"
@@ -190,6 +191,7 @@ type collectorsVariableSpecs struct {
 	MinMinorFaultNs *ebpf.VariableSpec `ebpf:"min_minor_fault_ns"`
 	MinOffcpuNs     *ebpf.VariableSpec `ebpf:"min_offcpu_ns"`
 	MinRunqNs       *ebpf.VariableSpec `ebpf:"min_runq_ns"`
+	MinRunqStackNs  *ebpf.VariableSpec `ebpf:"min_runq_stack_ns"`
 	SamplePeriodNs  *ebpf.VariableSpec `ebpf:"sample_period_ns"`
 	UnusedEvent     *ebpf.VariableSpec `ebpf:"unused_event"`
 	WakeupBytes     *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -254,6 +256,7 @@ type collectorsVariables struct {
 	MinMinorFaultNs *ebpf.Variable `ebpf:"min_minor_fault_ns"`
 	MinOffcpuNs     *ebpf.Variable `ebpf:"min_offcpu_ns"`
 	MinRunqNs       *ebpf.Variable `ebpf:"min_runq_ns"`
+	MinRunqStackNs  *ebpf.Variable `ebpf:"min_runq_stack_ns"`
 	SamplePeriodNs  *ebpf.Variable `ebpf:"sample_period_ns"`
 	UnusedEvent     *ebpf.Variable `ebpf:"unused_event"`
 	WakeupBytes     *ebpf.Variable `ebpf:"wakeup_bytes"`

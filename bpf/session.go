@@ -13,13 +13,14 @@ var ErrNotSupported = errors.New("bpf collectors not supported")
 
 // Defaults applied for zero Options fields.
 const (
-	DefaultMinOffCPU     = 100 * time.Microsecond // shorter off-CPU intervals are not reported
-	DefaultMinFutex      = 10 * time.Microsecond  // shorter futex waits are not reported
-	DefaultMinRunQueue   = 50 * time.Microsecond  // shorter run-queue waits are not reported
-	DefaultMinMinorFault = 20 * time.Microsecond  // faster minor faults are not reported
-	DefaultSampleHz      = 499                    // on-CPU sampling rate per CPU
-	DefaultEventQueue    = 4096                   // Events channel capacity
-	DefaultRingBytes     = 16 << 20               // ring buffer size (power of two)
+	DefaultMinOffCPU        = 100 * time.Microsecond // shorter off-CPU intervals are not reported
+	DefaultMinFutex         = 10 * time.Microsecond  // shorter futex waits are not reported
+	DefaultMinRunQueue      = 50 * time.Microsecond  // shorter run-queue waits are not reported
+	DefaultMinRunQueueStack = 500 * time.Microsecond // shorter run-queue waits go without a kernel stack
+	DefaultMinMinorFault    = 20 * time.Microsecond  // faster minor faults are not reported
+	DefaultSampleHz         = 499                    // on-CPU sampling rate per CPU
+	DefaultEventQueue       = 4096                   // Events channel capacity
+	DefaultRingBytes        = 16 << 20               // ring buffer size (power of two)
 )
 
 // Options configures a profiling session. The zero value of each field
@@ -36,6 +37,15 @@ type Options struct {
 	// MinRunQueue drops run-queue waits shorter than this (default
 	// DefaultMinRunQueue; use 1ns to keep everything).
 	MinRunQueue time.Duration
+	// MinRunQueueStack is the shortest run-queue wait whose event carries
+	// the waiting task's kernel stack (default DefaultMinRunQueueStack; use
+	// 1ns to take every one). Shorter waits are reported with their
+	// duration, CPU and the task that ran instead, and ErrStackNotTaken
+	// for stacks: the unwind of a task that is not running cost ~6 µs a
+	// wait on the 2-vCPU reference VM, on the CPU the task was about to
+	// run on, and was most of what the collectors cost a Go service
+	// (bpf/doc.go "Overhead").
+	MinRunQueueStack time.Duration
 	// MinFutex drops futex waits shorter than this (default
 	// DefaultMinFutex; use 1ns to keep everything).
 	MinFutex time.Duration
@@ -84,6 +94,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MinRunQueue <= 0 {
 		o.MinRunQueue = DefaultMinRunQueue
+	}
+	if o.MinRunQueueStack <= 0 {
+		o.MinRunQueueStack = DefaultMinRunQueueStack
 	}
 	if o.MinMinorFault <= 0 {
 		o.MinMinorFault = DefaultMinMinorFault

@@ -184,6 +184,7 @@ func tryStart(opts Options, enabled map[Kind]bool) (*Session, Kind, error) {
 		"min_offcpu_ns":      uint64(opts.MinOffCPU),
 		"min_futex_ns":       uint64(opts.MinFutex),
 		"min_runq_ns":        uint64(opts.MinRunQueue),
+		"min_runq_stack_ns":  uint64(opts.MinRunQueueStack),
 		"wakeup_bytes":       uint64(opts.RingBytes / 8),
 		"min_minor_fault_ns": uint64(opts.MinMinorFault),
 		"sample_period_ns":   uint64(time.Second) / uint64(opts.SampleHz),

@@ -84,15 +84,16 @@ flags:
 
 // profileOptions are the parsed flags of `tailgate profile`.
 type profileOptions struct {
-	pids       []int
-	duration   time.Duration
-	out        string
-	collectors []bpf.Kind
-	minOffCPU  time.Duration
-	minRunq    time.Duration
-	sampleHz   int
-	bestEffort bool
-	keepGoIdle bool
+	pids         []int
+	duration     time.Duration
+	out          string
+	collectors   []bpf.Kind
+	minOffCPU    time.Duration
+	minRunq      time.Duration
+	minRunqStack time.Duration
+	sampleHz     int
+	bestEffort   bool
+	keepGoIdle   bool
 
 	// goEvents records the Go-runtime events (go.events.jsonl).
 	goEvents bool
@@ -130,6 +131,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	collectors := fs.String("collectors", "all", "comma-separated collectors: offcpu, runq, futex, pagefault, numa, blockio, oncpu, or all")
 	fs.DurationVar(&o.minOffCPU, "min-offcpu", bpf.DefaultMinOffCPU, "drop off-CPU intervals shorter than this")
 	fs.DurationVar(&o.minRunq, "min-runq", bpf.DefaultMinRunQueue, "drop run-queue waits shorter than this")
+	fs.DurationVar(&o.minRunqStack, "min-runq-stack", bpf.DefaultMinRunQueueStack, "take the kernel stack of run-queue waits at least this long (shorter ones are kept without)")
 	fs.IntVar(&o.sampleHz, "sample-hz", bpf.DefaultSampleHz, "on-CPU samples per second per CPU")
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
 	fs.BoolVar(&o.keepGoIdle, "keep-go-idle", false, "also record off-CPU and futex waits of idle Go runtime threads (no goroutine); by default a Go target's are skipped and counted")
@@ -197,6 +199,9 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	if o.minRunq <= 0 {
 		return nil, usageErrorf("profile: --min-runq %v: must be positive", o.minRunq)
 	}
+	if o.minRunqStack <= 0 {
+		return nil, usageErrorf("profile: --min-runq-stack %v: must be positive", o.minRunqStack)
+	}
 	if o.sampleHz <= 0 || o.sampleHz > 10000 {
 		return nil, usageErrorf("profile: --sample-hz %d: want 1..10000", o.sampleHz)
 	}
@@ -241,13 +246,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		gos = startGoRecorder(ctx, o.pids, stderr)
 	}
 	sess, err := bpf.Start(ctx, bpf.Options{
-		PIDs:        o.pids,
-		Collectors:  o.collectors,
-		MinOffCPU:   o.minOffCPU,
-		MinRunQueue: o.minRunq,
-		SampleHz:    o.sampleHz,
-		BestEffort:  o.bestEffort,
-		KeepGoIdle:  o.keepGoIdle,
+		PIDs:             o.pids,
+		Collectors:       o.collectors,
+		MinOffCPU:        o.minOffCPU,
+		MinRunQueue:      o.minRunq,
+		MinRunQueueStack: o.minRunqStack,
+		SampleHz:         o.sampleHz,
+		BestEffort:       o.bestEffort,
+		KeepGoIdle:       o.keepGoIdle,
 	})
 	if err != nil {
 		if gos != nil {
