@@ -36,12 +36,17 @@ import (
 // overrides it) with every collector
 // on and off, interleaved ABBA on one host, reporting p50, p99, achieved
 // rate and bidder CPU per arm. It is a measurement, not a check, and takes
-// about TAILGATE_OVERHEAD_ROUNDS × 4 × 17 s, so it runs only with
+// about TAILGATE_OVERHEAD_ROUNDS × 4 × (round + lead-in), 17 s by default, so it runs only with
 // TAILGATE_OVERHEAD=1 (and root); TAILGATE_OVERHEAD_COLLECTORS picks the
 // kernel collectors (default all), TAILGATE_OVERHEAD_GO=1 adds the Go
 // runtime uprobes (bpf/gort: GC, assists, park/ready, execute, ServeHTTP;
 // `tailgate profile --go`) to the "on" arm, and TAILGATE_OVERHEAD_ROUNDS
-// sets the ABBA pairs (default 2):
+// sets the ABBA pairs (default 2); TAILGATE_OVERHEAD_ROUND and
+// TAILGATE_OVERHEAD_WARMUP set each round's measured length (default 15s)
+// and unrecorded lead-in (default 2s, during which `tailgate profile` has
+// attached). Shorter rounds, more of them, pair the arms closer in time:
+// on a shared host the per-block change is mostly the host's mood, which
+// drifts over tens of seconds.
 //
 //	TAILGATE_OVERHEAD=1 go test ./cmd/tailgate -run ProfileOverhead -v -timeout 30m
 //	TAILGATE_OVERHEAD=1 TAILGATE_OVERHEAD_GO=1 go test ./cmd/tailgate -run ProfileOverhead -v -timeout 30m
@@ -60,7 +65,16 @@ func TestProfileOverheadBidder(t *testing.T) {
 	if v, err := strconv.ParseFloat(os.Getenv("TAILGATE_OVERHEAD_RATE"), 64); err == nil && v > 0 {
 		rate = v
 	}
-	roundDur := 15 * time.Second
+	roundDur, roundWarmup := 15*time.Second, 2*time.Second
+	for env, d := range map[string]*time.Duration{"TAILGATE_OVERHEAD_ROUND": &roundDur, "TAILGATE_OVERHEAD_WARMUP": &roundWarmup} {
+		if v := os.Getenv(env); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x <= 0 {
+				t.Fatalf("%s=%q: want a positive duration such as 4s", env, v)
+			}
+			*d = x
+		}
+	}
 	pairs := 2
 	if v, err := strconv.Atoi(os.Getenv("TAILGATE_OVERHEAD_ROUNDS")); err == nil && v > 0 {
 		pairs = v
@@ -156,7 +170,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 			profDir := filepath.Join(dir, fmt.Sprintf("profile-%d-%d", p, len(order)))
 			if on {
 				args := []string{"profile", "--pid", strconv.Itoa(srv.Process.Pid),
-					"--duration", (roundDur + 2*time.Second).String(), "--out", profDir, "--collectors", collectorsFlag}
+					"--duration", (roundDur + roundWarmup).String(), "--out", profDir, "--collectors", collectorsFlag}
 				if withGo {
 					args = append(args, "--go")
 				}
@@ -177,7 +191,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 				go io.Copy(io.Discard, stdout)
 			}
 			cpu0 := procCPU(t, srv.Process.Pid)
-			res, err := load.Run(ctx, load.Config{Rate: rate, Duration: roundDur, Warmup: 2 * time.Second, Targeter: targeter})
+			res, err := load.Run(ctx, load.Config{Rate: rate, Duration: roundDur, Warmup: roundWarmup, Targeter: targeter})
 			if err != nil {
 				t.Fatalf("round: %v", err)
 			}
@@ -256,8 +270,8 @@ func TestProfileOverheadBidder(t *testing.T) {
 	}
 	off, on := arms[false], arms[true]
 	pct := func(x, y float64) float64 { return 100 * (y - x) / x }
-	t.Logf("%d ABBA pairs of %v rounds at %.0f/s (shared 2-core host), on = kernel collectors %s, Go uprobes %v:\n%s\n%s\ndelta: p50 %+.1f%% p99 %+.1f%% rate %+.2f%% bidder CPU %+.1f%%",
-		pairs, roundDur, rate, collectorsFlag, withGo, row("off", off), row("on", on),
+	t.Logf("%d ABBA pairs of %v rounds (after %v lead-ins) at %.0f/s (shared 2-core host), on = kernel collectors %s, Go uprobes %v:\n%s\n%s\ndelta: p50 %+.1f%% p99 %+.1f%% rate %+.2f%% bidder CPU %+.1f%%",
+		pairs, roundDur, roundWarmup, rate, collectorsFlag, withGo, row("off", off), row("on", on),
 		pct(float64(latency.Quantile(off.hist, 0.5)), float64(latency.Quantile(on.hist, 0.5))),
 		pct(float64(latency.Quantile(off.hist, 0.99)), float64(latency.Quantile(on.hist, 0.99))),
 		pct(float64(off.reqs)/off.secs, float64(on.reqs)/on.secs),
