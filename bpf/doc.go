@@ -108,7 +108,7 @@
 // most of what the programs cost: kernel run-time statistics of 15 s
 // `tailgate profile` sessions against the bidder at 600 req/s without
 // neighbours (`tailgate run --rules` with the neighbours removed beside
-// them), old and new programs alternated A B B A A B, 20:11–20:15 UTC
+// them), old and new programs alternated A B B A A B, 20:13–20:15 UTC
 // (/tmp/ab.sh):
 //
 //	all programs  33.8 23.6 24.9 → 18.0 18.7 17.2 ms per second
@@ -117,9 +117,9 @@
 //	              keep their stack (18.8 % of the wait time, measured on
 //	              the old programs' events)
 //
-// An earlier A/B the same way (20:05) without any runq stack put its cost
+// An earlier A/B the same way, without any runq stack, put its cost
 // at ~6 µs a wait. The overhead benchmark with the new programs, 8 ABBA
-// blocks of 15 s rounds (20:07–20:17 UTC; 31 of 32 rounds over the 1 ms
+// blocks of 15 s rounds (20:17–20:27 UTC; 31 of 32 rounds over the 1 ms
 // lag rule, a noisy host):
 //
 //	TAILGATE_OVERHEAD=1 TAILGATE_OVERHEAD_ROUNDS=8 \
