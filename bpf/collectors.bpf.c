@@ -38,10 +38,14 @@ char LICENSE[] SEC("license") = "GPL";
 // drops index: [kind] ring-buffer reserve failures, [NR_KINDS + kind] start
 // map full (the start of an interval could not be remembered),
 // [2 * NR_KINDS + kind] intervals of idle Go runtime threads not recorded
-// (go_idle: not a loss, counted so that the filter is visible).
+// (go_idle: not a loss, counted so that the filter is visible);
+// [3 * NR_KINDS] see SKIP_SAME_NODE.
 #define DROP_MAPFULL NR_KINDS
 #define SKIP_GO_IDLE (2 * NR_KINDS)
-#define NR_DROPS (3 * NR_KINDS)
+// [3 * NR_KINDS]: load-balancing migrations within one node, counted and
+// not sent (not a NUMA move; on a one-node host every migration is one).
+#define SKIP_SAME_NODE (3 * NR_KINDS)
+#define NR_DROPS (3 * NR_KINDS + 1)
 
 // ustack_len/kstack_len of an event whose stacks were deliberately not
 // taken (ErrStackNotTaken in event.go).
@@ -627,6 +631,15 @@ int handle_fault_minor(struct bpf_perf_event_data *ctx)
 static __always_inline void numa_event(void *ctx, struct task_struct *p, __u32 from, __u32 to,
 				       __u32 how)
 {
+	__u32 from_node = node_of(from), to_node = node_of(to);
+	if (how == 0 && from_node == to_node) {
+		// A load-balancing move within a node is not a NUMA move: it is
+		// counted (Stats.SameNodeMigrations), not sent. On a one-node
+		// host that is every migration, about two a request of a Go
+		// service, each a ring-buffer record for the reader.
+		count_drop(SKIP_SAME_NODE);
+		return;
+	}
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count_drop(KIND_NUMA);
@@ -635,17 +648,10 @@ static __always_inline void numa_event(void *ctx, struct task_struct *p, __u32 f
 	fill_task(e, KIND_NUMA, p);
 	e->arg0 = from;
 	e->arg1 = to;
-	e->arg2 = node_of(from);
-	e->arg3 = node_of(to);
+	e->arg2 = from_node;
+	e->arg3 = to_node;
 	e->flags = how;
-	if (how == 0 && e->arg2 == e->arg3) {
-		// A load-balancing move within a node: counted, but its stacks
-		// (1.7 µs a migration, mostly bpf_get_task_stack of a task that
-		// is not running) are left out; on a one-node host that is every
-		// migration. Cross-node and NUMA-balancing moves keep them.
-		e->ustack_len = STACK_NOT_TAKEN;
-		e->kstack_len = STACK_NOT_TAKEN;
-	} else if ((void *)p == (void *)bpf_get_current_task_btf()) {
+	if ((void *)p == (void *)bpf_get_current_task_btf()) {
 		current_stacks(ctx, e, SKIP_TP_BTF);
 	} else {
 		task_stacks(p, e);

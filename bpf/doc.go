@@ -34,7 +34,9 @@
 //	            stack, which the session copies from that fault's event
 //	            (Event.InFault; see Block I/O in a fault)
 //	NUMAMigrate tp_btf/sched_migrate_task with a cpu→node array map filled
-//	            from sysfs; sched_move_numa / sched_swap_numa when present
+//	            from sysfs; sched_move_numa / sched_swap_numa when present;
+//	            a load-balancing move between CPUs of one node is not a
+//	            NUMA move: counted (Stats.SameNodeMigrations), not sent
 //	OnCPU       perf_event PERF_COUNT_SW_CPU_CLOCK per CPU at Options.SampleHz
 //	            (499 Hz), linked with link.AttachRawLink(AttachPerfEvent)
 //

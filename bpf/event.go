@@ -138,11 +138,8 @@ type Event struct {
 const ErrStackFaultNotSeen int32 = -2
 
 // ErrStackNotTaken is the UserStackErr and KernelStackErr of an event
-// whose stacks were deliberately left out: a NUMAMigrate event for a
-// load-balancing move within one node (such moves are counted without
-// stacks, which cost 1.7 µs a migration; on a one-node host every
-// migration is one; cross-node moves and NUMA balancing keep theirs), and
-// a RunQueue wait shorter than Options.MinRunQueueStack.
+// whose stacks were deliberately left out: a RunQueue wait shorter than
+// Options.MinRunQueueStack.
 const ErrStackNotTaken int32 = -3
 
 // Duration returns DurNs as a time.Duration.

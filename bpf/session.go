@@ -127,6 +127,10 @@ type Stats struct {
 	// target processes recognised as Go, whose idle threads are filtered.
 	GoIdle    map[Kind]uint64
 	GoTargets int
+	// SameNodeMigrations counts the load-balancing migrations of targets
+	// between CPUs of one node (sched_migrate_task): not NUMA moves, so
+	// the NUMAMigrate collector counts them and sends no event.
+	SameNodeMigrations uint64
 	// Programs is the kernel's accounting of each BPF program's runs and
 	// CPU time during the session (all processes: the programs run on
 	// every traced event and filter in the kernel). Empty when statistics

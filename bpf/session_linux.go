@@ -587,6 +587,7 @@ func (s *Session) Stop() (Stats, error) {
 			s.stats.GoIdle[k] = v
 		}
 	}
+	s.stats.SameNodeMigrations = lost[dropSameNode]
 	s.stats.Unread = s.unread
 	if s.stopErr != nil {
 		errs = append(errs, s.stopErr)
@@ -615,7 +616,10 @@ func (s *Session) close() {
 	s.coll.Close()
 }
 
-const dropMapFull = 8 // NR_KINDS in collectors.bpf.c
+const (
+	dropMapFull  = 8               // NR_KINDS in collectors.bpf.c
+	dropSameNode = 3 * dropMapFull // SKIP_SAME_NODE
+)
 
 // pollInterval bounds how long an event can wait in the ring buffer when
 // fewer than RingBytes/8 bytes are pending (the kernel then skips the
@@ -625,7 +629,7 @@ const pollInterval = 50 * time.Millisecond
 // readDrops sums the per-CPU drop counters.
 func readDrops(m *ebpf.Map) (map[int]uint64, error) {
 	out := map[int]uint64{}
-	for i := 0; i < 3*dropMapFull; i++ {
+	for i := 0; i <= dropSameNode; i++ {
 		var per []uint64
 		if err := m.Lookup(uint32(i), &per); err != nil {
 			return out, fmt.Errorf("read drop counter %d: %w", i, err)

@@ -323,6 +323,9 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		if n := stats.GoIdle[k]; n > 0 {
 			fmt.Fprintf(stdout, "  (%d of idle Go runtime threads not recorded)", n)
 		}
+		if n := stats.SameNodeMigrations; k == bpf.NUMAMigrate && n > 0 {
+			fmt.Fprintf(stdout, "  (%d migrations within a node counted, not recorded)", n)
+		}
 		fmt.Fprintln(stdout)
 	}
 	if rt := stats.TotalRuntime(); rt > 0 {
@@ -635,7 +638,11 @@ type profileSummary struct {
 	// targets (bpf.Options.KeepGoIdle; --keep-go-idle).
 	GoIdle    map[string]uint64 `json:"go_idle_skipped,omitempty"`
 	GoTargets int               `json:"go_targets"`
-	Units     map[string]string `json:"units"`
+	// NUMASameNode counts the targets' migrations between CPUs of one
+	// node: not NUMA moves, counted and not recorded (numa.events.jsonl
+	// has the cross-node ones and NUMA balancing).
+	NUMASameNode uint64            `json:"numa_same_node_migrations"`
+	Units        map[string]string `json:"units"`
 	// BPFPrograms is the kernel's run count and CPU time per program
 	// (every process's events pass through them, filtered in the kernel).
 	BPFPrograms map[string]programCost `json:"bpf_programs,omitempty"`
@@ -672,7 +679,7 @@ func (w *profileWriter) finish(o *profileOptions, st bpf.Stats, elapsed time.Dur
 	sum := profileSummary{
 		Schema: ProfileSchemaVersion, PIDs: o.pids, DurationSec: elapsed.Seconds(),
 		Events: kindMap(st.Events), Lost: kindMap(st.Lost), MapFull: kindMap(st.MapFull),
-		GoIdle: kindMap(st.GoIdle), GoTargets: st.GoTargets,
+		GoIdle: kindMap(st.GoIdle), GoTargets: st.GoTargets, NUMASameNode: st.SameNodeMigrations,
 		Decode: st.Decode, Unread: st.Unread, Skipped: kindMap(st.Skipped), Units: map[string]string{},
 		KernelSyms: "ok", MonoStartNs: w.monoStart, MonoEndNs: w.monoEnd, Go: w.goSum,
 	}
