@@ -671,14 +671,7 @@ func demo(ctx context.Context, o *demoOptions, deps demoDeps, stdout, stderr io.
 		return fmt.Errorf("demo: %w", err)
 	}
 	rec.Verdicts["gate"] = string(gateDoc.Gate.Verdict)
-	for _, rd := range gateDoc.Rounds {
-		// A round over the lag rule only entered the verdict through the
-		// gate's lag bracket; it makes the run invalid only where the
-		// bracket did not agree (the gate's verdict is then invalid).
-		if !rd.Valid && !(rd.LagBounded && gateDoc.Gate.Verdict != gate.Invalid) {
-			rec.Invalid = append(rec.Invalid, fmt.Sprintf("gate round %d (%s #%d): %v", rd.Order, rd.Arm, rd.Index, rd.Invalid))
-		}
-	}
+	rec.Invalid = append(rec.Invalid, gateInvalidRounds(gateDoc)...)
 	printGate(stdout, gateDoc, gateDir)
 	closeFleet()
 	done(phaseGate)
@@ -1149,6 +1142,23 @@ func demoReport(ctx context.Context, o *demoOptions, r *rules.Rules, in *report.
 		fmt.Fprintf(stdout, "  unavailable: %s: %s\n", k, m.Unavailable[k])
 	}
 	return nil
+}
+
+// gateInvalidRounds lists the gate's rounds that make the demo invalid. A
+// round over the lag rule only entered the verdict through the gate's lag
+// bracket; it makes the run invalid only where the bracket did not agree
+// (the gate's verdict is then invalid). An A/A round invalid only for the
+// load generator's own lag was left out of the noise floor and fed
+// nothing else (gate.Round.FloorOnly; the gate's reasons list it).
+func gateInvalidRounds(doc *experiment.Document) []string {
+	var out []string
+	for _, rd := range doc.Rounds {
+		if rd.Valid || rd.FloorOnly || (rd.LagBounded && doc.Gate.Verdict != gate.Invalid) {
+			continue
+		}
+		out = append(out, fmt.Sprintf("gate round %d (%s #%d): %v", rd.Order, rd.Arm, rd.Index, rd.Invalid))
+	}
+	return out
 }
 
 // printDemoSummary prints the verdicts, the time taken per phase against

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tailgate-ci/tailgate/internal/experiment"
+	"github.com/tailgate-ci/tailgate/internal/gate"
 	"github.com/tailgate-ci/tailgate/internal/latency"
 	"github.com/tailgate-ci/tailgate/internal/report"
 	"github.com/tailgate-ci/tailgate/internal/rules"
@@ -601,5 +602,36 @@ func TestDemoDryRun(t *testing.T) {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, stdout.String())
 		}
+	}
+}
+
+// The demo counts the gate's rounds as the gate does: an A/A round left
+// out of the noise floor for the generator's own lag, or a lag-bracketed
+// round of a gate with a verdict, does not make the run invalid; any other
+// invalid round does.
+func TestGateInvalidRounds(t *testing.T) {
+	round := func(order int, arm string, valid, lagBounded, floorOnly bool) experiment.RoundRecord {
+		var r experiment.RoundRecord
+		r.Order, r.Arm, r.Valid, r.LagBounded, r.FloorOnly = order, arm, valid, lagBounded, floorOnly
+		if !valid {
+			r.Invalid = []string{"attacker lagged"}
+		}
+		return r
+	}
+	doc := &experiment.Document{Gate: &gate.Result{Verdict: gate.Pass}, Rounds: []experiment.RoundRecord{
+		round(0, gate.ArmAA, false, false, true),
+		round(1, gate.ArmBase, true, false, false),
+		round(2, gate.ArmHead, false, true, false),
+	}}
+	if got := gateInvalidRounds(doc); len(got) != 0 {
+		t.Errorf("floor-only A/A and bracketed rounds of a passing gate: %q, want none", got)
+	}
+	doc.Rounds = append(doc.Rounds, round(3, gate.ArmBase, false, false, false))
+	if got := gateInvalidRounds(doc); len(got) != 1 || !strings.HasPrefix(got[0], "gate round 3 (base") {
+		t.Errorf("an invalid base round: %q, want it listed alone", got)
+	}
+	doc.Gate.Verdict = gate.Invalid
+	if got := gateInvalidRounds(doc); len(got) != 2 {
+		t.Errorf("invalid gate: %q, want the bracketed head round and the base round", got)
 	}
 }

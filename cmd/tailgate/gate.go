@@ -369,7 +369,10 @@ func printRounds(w io.Writer, doc *experiment.Document) {
 	fmt.Fprintln(tw, "order\tblock\tarm\trequests\tp50\tp99\tmax\terrors\tvalid\t")
 	for _, r := range doc.Rounds {
 		valid := "yes"
-		if !r.Valid {
+		switch {
+		case r.FloorOnly:
+			valid = "no (left out of the floor)"
+		case !r.Valid:
 			valid = "NO"
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%s\t%d\t%s\t%s\t%s\t%d\t%s\t\n", r.Order, r.Block, r.Arm, r.Requests,

@@ -303,7 +303,7 @@ func runSlot(ctx context.Context, d Driver, record RecordFunc, s Slot, doc *Docu
 }
 
 func summarize(r gate.Round) gate.RoundSummary {
-	s := gate.RoundSummary{Arm: r.Arm, Index: r.Index, Block: r.Block, Order: r.Order, Valid: r.Valid, Invalid: r.Invalid, LagBounded: r.LagBounded}
+	s := gate.RoundSummary{Arm: r.Arm, Index: r.Index, Block: r.Block, Order: r.Order, Valid: r.Valid, Invalid: r.Invalid, LagBounded: r.LagBounded, FloorOnly: r.FloorOnly()}
 	if r.Hist != nil && r.Hist.TotalCount() > 0 {
 		s.Count = r.Hist.TotalCount()
 		s.P50 = latency.Quantile(r.Hist, 0.5)

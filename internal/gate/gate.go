@@ -260,6 +260,10 @@ type RoundSummary struct {
 	// LagBounded: invalid only for the load generator's own lag, used
 	// through the lag bracket (Result.LagBracket).
 	LagBounded bool `json:"lag_bounded,omitempty"`
+	// FloorOnly: an A/A round invalid only for the load generator's own
+	// lag, left out of the noise floor (Round.FloorOnly); it feeds nothing
+	// else, so it does not make the result invalid.
+	FloorOnly bool `json:"floor_only,omitempty"`
 	// Notes are caveats of a valid round, e.g. send lag that stalls of the
 	// host explain (the round's latencies include those stalls).
 	Notes []string `json:"notes,omitempty"`
@@ -411,8 +415,8 @@ func evaluate(cfg Config, rounds []Round) Result {
 	for i := range sorted {
 		rd := &sorted[i]
 		name := fmt.Sprintf("round %d (%s #%d, block %d)", rd.Order, rd.Arm, rd.Index, rd.Block)
-		sum := RoundSummary{Arm: rd.Arm, Index: rd.Index, Block: rd.Block, Order: rd.Order, Valid: rd.Valid, Invalid: rd.Invalid}
 		floorOnly := rd.FloorOnly()
+		sum := RoundSummary{Arm: rd.Arm, Index: rd.Index, Block: rd.Block, Order: rd.Order, Valid: rd.Valid, Invalid: rd.Invalid, FloorOnly: floorOnly}
 		if floorOnly {
 			why := joinReasons(rd.Invalid)
 			if why == "" {

@@ -572,6 +572,18 @@ func TestEvaluateAALagOnlyLeftOutOfFloor(t *testing.T) {
 	if !strings.Contains(strings.Join(res.Reasons, "\n"), "left out of the noise floor") {
 		t.Errorf("reasons do not say the A/A round was left out: %s", strings.Join(res.Reasons, "\n"))
 	}
+	var floorOnly int
+	for _, r := range res.Rounds {
+		if r.FloorOnly {
+			floorOnly++
+			if r.Arm != gate.ArmAA || r.Valid {
+				t.Errorf("round %d (%s, valid %v) marked floor-only", r.Order, r.Arm, r.Valid)
+			}
+		}
+	}
+	if floorOnly != 1 {
+		t.Errorf("%d rounds marked floor-only in the result, want 1", floorOnly)
+	}
 	for _, tc := range []struct {
 		name   string
 		rounds []gate.Round

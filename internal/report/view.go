@@ -251,6 +251,8 @@ func (f *figures) buildView() *view {
 			switch {
 			case r.LagBounded:
 				valid = "lag only (bracketed): " + strings.Join(r.Invalid, "; ")
+			case r.FloorOnly:
+				valid = "lag only (left out of the noise floor): " + strings.Join(r.Invalid, "; ")
 			case !r.Valid:
 				valid = "no: " + strings.Join(r.Invalid, "; ")
 			}
