@@ -549,7 +549,7 @@ func evaluate(cfg Config, rounds []Round) Result {
 	}
 
 	if res.NoiseFloor.Measured && res.NoiseFloor.Floor > 2*cfg.P50Tolerance {
-		res.Reasons = append(res.Reasons, fmt.Sprintf("the host is noisy: identical builds differ by up to %.1f%% in p50 (A/A), so p50 changes below that cannot be seen", 100*res.NoiseFloor.Floor))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("the host is noisy: identical builds differ by up to %s in p50 (A/A), so p50 changes below that cannot be seen", Pct(res.NoiseFloor.Floor)))
 	}
 	res.Reasons = append(res.Reasons, p99Reason(res.P99), p50Reason(res.P50, res.NoiseFloor))
 	switch {
@@ -767,8 +767,18 @@ func p99Reason(p P99Result) string {
 	}
 }
 
+// Pct formats a fraction as a percentage with one decimal, or with three
+// significant digits from 1,000 % up: an unstable base's noise floor (a
+// t bound over two A/A pairs of a collapsing service) can reach 3e+10 %.
+func Pct(f float64) string {
+	if math.Abs(100*f) >= 1000 {
+		return fmt.Sprintf("%.3g%%", 100*f)
+	}
+	return fmt.Sprintf("%.1f%%", 100*f)
+}
+
 func p50Reason(p P50Result, nf NoiseFloor) string {
-	tol := fmt.Sprintf("tolerance %.1f%%", 100*p.Tolerance)
+	tol := "tolerance " + Pct(p.Tolerance)
 	if nf.Measured && p.Tolerance > p.RuleTolerance {
 		tol += fmt.Sprintf(" (A/A noise floor; the rule says %.1f%%)", 100*p.RuleTolerance)
 	}
@@ -781,11 +791,11 @@ func p50Reason(p P50Result, nf NoiseFloor) string {
 	case p.Verdict == Fail:
 		return "p50: fail: regression: " + iv
 	case p.Verdict == Pass && nf.Measured && nf.Floor > MaxNoiseFloor:
-		return fmt.Sprintf("p50: pass: within the rule's own %.1f%%, so it does not rest on the A/A noise floor (%.1f%%, an unstable base): ", 100*p.RuleTolerance, 100*nf.Floor) + iv
+		return fmt.Sprintf("p50: pass: within the rule's own %.1f%%, so it does not rest on the A/A noise floor (%s, an unstable base): ", 100*p.RuleTolerance, Pct(nf.Floor)) + iv
 	case p.Verdict == Pass:
 		return "p50: pass: no regression beyond the tolerance: " + iv
 	case p.FloorTooHigh:
-		return fmt.Sprintf("p50: inconclusive: within the tolerance, but the A/A noise floor (%.1f%%) is over the %.0f%% a pass may rest on: the base is unstable: ", 100*nf.Floor, 100*MaxNoiseFloor) + iv
+		return fmt.Sprintf("p50: inconclusive: within the tolerance, but the A/A noise floor (%s) is over the %.0f%% a pass may rest on: the base is unstable: ", Pct(nf.Floor), 100*MaxNoiseFloor) + iv
 	default:
 		return "p50: inconclusive: " + iv
 	}

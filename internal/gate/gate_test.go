@@ -597,3 +597,14 @@ func TestEvaluateAALagOnlyLeftOutOfFloor(t *testing.T) {
 		}
 	}
 }
+
+func TestPct(t *testing.T) {
+	for _, tc := range []struct {
+		f    float64
+		want string
+	}{{0.05, "5.0%"}, {-0.625, "-62.5%"}, {9.999, "999.9%"}, {323936392.3788989, "3.24e+10%"}} {
+		if got := gate.Pct(tc.f); got != tc.want {
+			t.Errorf("Pct(%v) = %q, want %q", tc.f, got, tc.want)
+		}
+	}
+}

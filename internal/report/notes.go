@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"strings"
+
+	"github.com/tailgate-ci/tailgate/internal/gate"
 )
 
 // FixNote renders the experiment note of one fix (markdown): hypothesis,
@@ -194,7 +196,7 @@ func Cumulative(in *Input) (string, error) {
 		fmt.Fprintf(&b, "Verdict **%s**: p50 %s → %s, head/base %.3f× [%.3f, %.3f] over %d pairs (%s), tolerance ±%.1f%% (rule %.1f%%).",
 			g.P50.Verdict, ms(g.P50.Base), ms(g.P50.Head), g.P50.Ratio, g.P50.Lower, g.P50.Upper, g.P50.Pairs, md(g.P50.Test), 100*g.P50.Tolerance, 100*g.P50.RuleTolerance)
 		if g.NoiseFloor.Measured {
-			fmt.Fprintf(&b, " A/A noise floor %.1f%% over %d pairs.", 100*g.NoiseFloor.Floor, g.NoiseFloor.Pairs)
+			fmt.Fprintf(&b, " A/A noise floor %s over %d pairs.", gate.Pct(g.NoiseFloor.Floor), g.NoiseFloor.Pairs)
 		}
 		b.WriteString("\n\n")
 	case f.attr != nil:

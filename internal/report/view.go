@@ -190,7 +190,7 @@ func (f *figures) buildView() *view {
 			Tolerance: fmt.Sprintf("±%.1f%% (rule %.1f%%)", 100*g.P50.Tolerance, 100*g.P50.RuleTolerance), Test: g.P50.Test, Pairs: g.P50.Pairs,
 			Base: ms(g.P50.Base), Head: ms(g.P50.Head)}
 		if g.NoiseFloor.Measured {
-			v.P50.Noise = fmt.Sprintf("A/A noise floor %.1f%% over %d pairs (ratio %.3f)", 100*g.NoiseFloor.Floor, g.NoiseFloor.Pairs, g.NoiseFloor.Ratio)
+			v.P50.Noise = fmt.Sprintf("A/A noise floor %s over %d pairs (ratio %.3f)", gate.Pct(g.NoiseFloor.Floor), g.NoiseFloor.Pairs, g.NoiseFloor.Ratio)
 		} else {
 			v.P50.Noise = fmt.Sprintf("A/A noise floor not measured (%d pairs)", g.NoiseFloor.Pairs)
 		}
@@ -619,7 +619,7 @@ func (f *figures) risks() []string {
 			r = append(r, fmt.Sprintf("The gate did not pass (%s).", g.Verdict))
 		}
 		if g.NoiseFloor.Measured && g.NoiseFloor.Floor > g.Config.P50Tolerance {
-			r = append(r, fmt.Sprintf("The host is noisy: the A/A noise floor (%.1f%%) is above the p50 tolerance (%.1f%%).", 100*g.NoiseFloor.Floor, 100*g.Config.P50Tolerance))
+			r = append(r, fmt.Sprintf("The host is noisy: the A/A noise floor (%s) is above the p50 tolerance (%.1f%%).", gate.Pct(g.NoiseFloor.Floor), 100*g.Config.P50Tolerance))
 		}
 		if g.P99.Bound.HasUpper && float64(g.P99.Bound.Upper) > sloHeadroom*float64(g.P99.SLO) {
 			r = append(r, fmt.Sprintf("The p99 upper bound %s is above %s of the SLO %s: little headroom.", ms(g.P99.Bound.Upper), pct(sloHeadroom), ms(g.P99.SLO)))
