@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -244,8 +245,9 @@ func (f *figures) buildView() *view {
 	}
 	v.Method = f.methodView()
 	v.Notes = append(v.Notes, f.notes...)
+	var docNotes []string
 	for _, doc := range f.docs() {
-		v.Notes = append(v.Notes, doc.Notes...)
+		docNotes = append(docNotes, doc.Notes...)
 		for _, r := range doc.Rounds {
 			valid := "yes"
 			switch {
@@ -260,6 +262,7 @@ func (f *figures) buildView() *view {
 				P50: ms(r.P50), P99: ms(r.P99), Max: ms(r.Max), Valid: valid})
 		}
 	}
+	v.Notes = groupNotes(append(v.Notes, docNotes...))
 	for _, doc := range f.docs() {
 		as, _ := arms(doc)
 		for _, a := range as {
@@ -449,14 +452,65 @@ func (f *figures) fixView(fx FixInfo) fixView {
 		}
 		fv.Caveats = append(fv.Caveats, "contributor evidence before/after incomplete: "+why)
 	}
+	var notes []string
 	for _, doc := range f.docs() {
 		for _, n := range doc.Notes {
 			if strings.Contains(n, fx.Name) {
-				fv.Caveats = append(fv.Caveats, n)
+				notes = append(notes, n)
 			}
 		}
 	}
+	fv.Caveats = append(fv.Caveats, groupNotes(notes)...)
 	return fv
+}
+
+// groupNotes drops repeated notes (the gate's and the experiment's
+// documents carry the same fleet notes) and folds notes that differ only
+// in the arm they name ("arm X: text") into one ("arms X, Y: text"), in
+// the order they first appear.
+func groupNotes(notes []string) []string {
+	var out []string
+	idx := map[string]int{}       // note (or arm-note text) → position in out
+	arms := map[string][]string{} // arm-note text → arms, in order
+	for _, n := range notes {
+		name, text, ok := armNote(n)
+		if !ok {
+			if _, seen := idx[n]; !seen {
+				idx[n] = len(out)
+				out = append(out, n)
+			}
+			continue
+		}
+		key := "arm\x00" + text
+		i, seen := idx[key]
+		if !seen {
+			i = len(out)
+			idx[key] = i
+			out = append(out, "")
+		}
+		if !slices.Contains(arms[key], name) {
+			arms[key] = append(arms[key], name)
+		}
+		if as := arms[key]; len(as) == 1 {
+			out[i] = "arm " + as[0] + ": " + text
+		} else {
+			out[i] = "arms " + strings.Join(as, ", ") + ": " + text
+		}
+	}
+	return out
+}
+
+// armNote splits a fleet note "arm NAME: text".
+func armNote(n string) (name, text string, ok bool) {
+	rest, found := strings.CutPrefix(n, "arm ")
+	if !found {
+		return "", "", false
+	}
+	name, text, ok = strings.Cut(rest, ": ")
+	if !ok || name == "" || strings.Contains(name, " ") {
+		return "", "", false
+	}
+	return name, text, true
 }
 
 func flameViewOf(fd FlameDiff) flameView {
