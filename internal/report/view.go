@@ -455,7 +455,7 @@ func (f *figures) fixView(fx FixInfo) fixView {
 	var notes []string
 	for _, doc := range f.docs() {
 		for _, n := range doc.Notes {
-			if strings.Contains(n, fx.Name) {
+			if noteAbout(n, fx.Name) {
 				notes = append(notes, n)
 			}
 		}
@@ -498,6 +498,35 @@ func groupNotes(notes []string) []string {
 		}
 	}
 	return out
+}
+
+// noteAbout reports whether a run note concerns the fix alone: a note on
+// an arm or variant ("arm NAME: ...", "variant NAME: ...") when NAME is
+// the fix's own variant, and any other note that names the fix on its own,
+// not as part of a combination such as gc+locks.
+func noteAbout(n, fix string) bool {
+	for _, prefix := range []string{"arm ", "variant "} {
+		if rest, ok := strings.CutPrefix(n, prefix); ok {
+			if name, _, ok := strings.Cut(rest, ": "); ok && !strings.Contains(name, " ") {
+				return name == fix
+			}
+		}
+	}
+	joins := func(b byte) bool {
+		return b == '+' || b == '-' || b == '_' || b == '.' || b == '/' || b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z'
+	}
+	for i := 0; ; {
+		j := strings.Index(n[i:], fix)
+		if j < 0 {
+			return false
+		}
+		at := i + j
+		end := at + len(fix)
+		if (at == 0 || !joins(n[at-1])) && (end == len(n) || !joins(n[end])) {
+			return true
+		}
+		i = at + 1
+	}
 }
 
 // armNote splits a fleet note "arm NAME: text".
