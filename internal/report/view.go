@@ -469,32 +469,38 @@ func (f *figures) fixView(fx FixInfo) fixView {
 // in the arm they name ("arm X: text") into one ("arms X, Y: text"), in
 // the order they first appear.
 func groupNotes(notes []string) []string {
-	var out []string
-	idx := map[string]int{}       // note (or arm-note text) → position in out
-	arms := map[string][]string{} // arm-note text → arms, in order
+	type entry struct {
+		note string   // a note that names no arm
+		text string   // or the text shared by the arm notes of arms
+		arms []string // in order of appearance
+	}
+	var entries []*entry
+	byKey := map[string]*entry{}
 	for _, n := range notes {
-		name, text, ok := armNote(n)
-		if !ok {
-			if _, seen := idx[n]; !seen {
-				idx[n] = len(out)
-				out = append(out, n)
-			}
-			continue
+		name, text, isArm := subjectNote(n, "arm ")
+		key := n
+		if isArm {
+			key = "arm\x00" + text
 		}
-		key := "arm\x00" + text
-		i, seen := idx[key]
-		if !seen {
-			i = len(out)
-			idx[key] = i
-			out = append(out, "")
+		e := byKey[key]
+		if e == nil {
+			e = &entry{note: n, text: text}
+			byKey[key] = e
+			entries = append(entries, e)
 		}
-		if !slices.Contains(arms[key], name) {
-			arms[key] = append(arms[key], name)
+		if isArm && !slices.Contains(e.arms, name) {
+			e.arms = append(e.arms, name)
 		}
-		if as := arms[key]; len(as) == 1 {
-			out[i] = "arm " + as[0] + ": " + text
-		} else {
-			out[i] = "arms " + strings.Join(as, ", ") + ": " + text
+	}
+	out := make([]string, len(entries))
+	for i, e := range entries {
+		switch len(e.arms) {
+		case 0:
+			out[i] = e.note
+		case 1:
+			out[i] = "arm " + e.arms[0] + ": " + e.text
+		default:
+			out[i] = "arms " + strings.Join(e.arms, ", ") + ": " + e.text
 		}
 	}
 	return out
@@ -506,10 +512,8 @@ func groupNotes(notes []string) []string {
 // not as part of a combination such as gc+locks.
 func noteAbout(n, fix string) bool {
 	for _, prefix := range []string{"arm ", "variant "} {
-		if rest, ok := strings.CutPrefix(n, prefix); ok {
-			if name, _, ok := strings.Cut(rest, ": "); ok && !strings.Contains(name, " ") {
-				return name == fix
-			}
+		if name, _, ok := subjectNote(n, prefix); ok {
+			return name == fix
 		}
 	}
 	joins := func(b byte) bool {
@@ -529,9 +533,10 @@ func noteAbout(n, fix string) bool {
 	}
 }
 
-// armNote splits a fleet note "arm NAME: text".
-func armNote(n string) (name, text string, ok bool) {
-	rest, found := strings.CutPrefix(n, "arm ")
+// subjectNote splits a run note "PREFIX NAME: text" ("arm gc: ...",
+// "variant gc+locks: ...") into the one-word NAME and the text.
+func subjectNote(n, prefix string) (name, text string, ok bool) {
+	rest, found := strings.CutPrefix(n, prefix)
 	if !found {
 		return "", "", false
 	}
