@@ -495,7 +495,7 @@ func TestOnCPUSamplesNameSpinningFunction(t *testing.T) {
 // from the cpu→node map, and a forked child process becomes a target.
 func TestAllCollectorsAndFollowChildren(t *testing.T) {
 	requireRoot(t)
-	c := startCapture(t, Options{PIDs: []int{os.Getpid()}})
+	c := startCapture(t, Options{PIDs: []int{os.Getpid()}, ProgramStats: true})
 	// A child of this (target) process: its events must be collected.
 	child := exec.Command("/bin/sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done")
 	if err := child.Run(); err != nil {

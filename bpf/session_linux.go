@@ -147,7 +147,7 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 		s, failed, err := tryStart(opts, enabled)
 		if err == nil {
 			s.stats.Skipped = skipped
-			if !opts.NoProgramStats {
+			if opts.ProgramStats {
 				// Best effort: without it Stats.Programs stays empty.
 				if c, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME); err == nil {
 					s.statsFD = c

@@ -55,8 +55,9 @@ collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
                      (events).
   summary.json       schema, pids, collectors, duration, events, lost and
                      map-full counts per kind, skipped collectors, why kernel
-                     stacks could not be symbolized, the kernel's run
-                     count and CPU time per BPF program (bpf_programs),
+                     stacks could not be symbolized, with
+                     --program-stats the kernel's run count and CPU time
+                     per BPF program (bpf_programs),
                      the CLOCK_MONOTONIC interval profiled (mono_start_ns,
                      mono_end_ns) and the Go collectors' counts.
   go.events.jsonl    with --go or --analyze: the Go-runtime events (GC
@@ -94,6 +95,7 @@ type profileOptions struct {
 	sampleHz     int
 	bestEffort   bool
 	keepGoIdle   bool
+	progStats    bool
 
 	// goEvents records the Go-runtime events (go.events.jsonl).
 	goEvents bool
@@ -135,6 +137,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	fs.IntVar(&o.sampleHz, "sample-hz", bpf.DefaultSampleHz, "on-CPU samples per second per CPU")
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
 	fs.BoolVar(&o.keepGoIdle, "keep-go-idle", false, "also record off-CPU and futex waits of idle Go runtime threads (no goroutine); by default a Go target's are skipped and counted")
+	fs.BoolVar(&o.progStats, "program-stats", false, "turn the kernel's BPF run-time statistics on and report each program's runs and CPU time (bpf_programs in summary.json); they cost every BPF program on the host two clock reads a run")
 	fs.BoolVar(&o.goEvents, "go", false, "also record the Go-runtime events (go.events.jsonl); implied by --analyze")
 	fs.BoolVar(&o.analyze, "analyze", false, "attribute the tail to contributors and write flame graphs (see above)")
 	fs.StringVar(&o.in, "in", "", "with --analyze: analyze this recorded profile directory instead of recording")
@@ -254,6 +257,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		SampleHz:         o.sampleHz,
 		BestEffort:       o.bestEffort,
 		KeepGoIdle:       o.keepGoIdle,
+		ProgramStats:     o.progStats,
 	})
 	if err != nil {
 		if gos != nil {

@@ -44,7 +44,10 @@ import (
 // sets the ABBA pairs (default 2); TAILGATE_OVERHEAD_ROUND and
 // TAILGATE_OVERHEAD_WARMUP set each round's measured length (default 15s)
 // and unrecorded lead-in (default 2s, during which `tailgate profile` has
-// attached). Shorter rounds, more of them, pair the arms closer in time:
+// attached). The "on" rounds run as a gate does, without the kernel's BPF
+// run-time statistics (they cost every program run two clock reads); one
+// more round after the blocks, with `--program-stats` and not counted in
+// either arm, reports what each program costs. Shorter rounds, more of them, pair the arms closer in time:
 // on a shared host the per-block change is mostly the host's mood, which
 // drifts over tens of seconds.
 //
@@ -130,8 +133,6 @@ func TestProfileOverheadBidder(t *testing.T) {
 		reqs     int64
 		secs     float64
 		cpu      float64 // bidder CPU seconds
-		bpfCPU   float64 // BPF programs' CPU seconds (kernel statistics)
-		progs    map[string]programCost
 		selfCPU  float64 // the `tailgate profile` process (event consumer) CPU seconds
 		events   uint64
 		perKind  map[bpf.Kind]uint64
@@ -139,7 +140,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 		lost     uint64
 		invalids int
 	}
-	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}, goEvents: map[string]uint64{}, progs: map[string]programCost{}}}
+	arms := map[bool]*arm{false: {hist: latency.New()}, true: {hist: latency.New(), perKind: map[bpf.Kind]uint64{}, goEvents: map[string]uint64{}}}
 	withGo := os.Getenv("TAILGATE_OVERHEAD_GO") == "1"
 	collectorsFlag := os.Getenv("TAILGATE_OVERHEAD_COLLECTORS")
 	if collectorsFlag == "" {
@@ -148,6 +149,29 @@ func TestProfileOverheadBidder(t *testing.T) {
 	tailgate := filepath.Join(dir, "tailgate")
 	if out, err := exec.Command("go", "build", "-o", tailgate, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build tailgate: %v\n%s", err, out)
+	}
+	startProfile := func(profDir string, extra ...string) *exec.Cmd {
+		args := []string{"profile", "--pid", strconv.Itoa(srv.Process.Pid),
+			"--duration", (roundDur + roundWarmup).String(), "--out", profDir, "--collectors", collectorsFlag}
+		if withGo {
+			args = append(args, "--go")
+		}
+		prof := exec.Command(tailgate, append(args, extra...)...)
+		prof.Stderr = os.Stderr
+		stdout, err := prof.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := prof.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The first line is printed once the collectors are attached.
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() || !strings.HasPrefix(sc.Text(), "profiling pid") {
+			t.Fatalf("tailgate profile did not start: %q", sc.Text())
+		}
+		go io.Copy(io.Discard, stdout)
+		return prof
 	}
 	order := []bool{false, true, true, false}
 	// Per ABBA block, each arm's rounds pooled: the unit of the paired
@@ -169,26 +193,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 			var prof *exec.Cmd
 			profDir := filepath.Join(dir, fmt.Sprintf("profile-%d-%d", p, len(order)))
 			if on {
-				args := []string{"profile", "--pid", strconv.Itoa(srv.Process.Pid),
-					"--duration", (roundDur + roundWarmup).String(), "--out", profDir, "--collectors", collectorsFlag}
-				if withGo {
-					args = append(args, "--go")
-				}
-				prof = exec.Command(tailgate, args...)
-				prof.Stderr = os.Stderr
-				stdout, err := prof.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := prof.Start(); err != nil {
-					t.Fatal(err)
-				}
-				// The first line is printed once the collectors are attached.
-				sc := bufio.NewScanner(stdout)
-				if !sc.Scan() || !strings.HasPrefix(sc.Text(), "profiling pid") {
-					t.Fatalf("tailgate profile did not start: %q", sc.Text())
-				}
-				go io.Copy(io.Discard, stdout)
+				prof = startProfile(profDir)
 			}
 			cpu0 := procCPU(t, srv.Process.Pid)
 			res, err := load.Run(ctx, load.Config{Rate: rate, Duration: roundDur, Warmup: roundWarmup, Targeter: targeter})
@@ -235,13 +240,6 @@ func TestProfileOverheadBidder(t *testing.T) {
 						}
 					}
 					a.lost += sum.Go.Decode + sum.Go.Unread
-				}
-				a.bpfCPU += sum.BPFCPUSec
-				for name, c := range sum.BPFPrograms {
-					pc := a.progs[name]
-					pc.Runs += c.Runs
-					pc.RuntimeNs += c.RuntimeNs
-					a.progs[name] = pc
 				}
 			}
 			if err := latency.Merge(a.hist, res.Hist); err != nil {
@@ -296,22 +294,8 @@ func TestProfileOverheadBidder(t *testing.T) {
 		t.Logf("bidder CPU per request change per ABBA block: %s; mean %+.1f%%, 95%% CI [%+.1f%%, %+.1f%%]",
 			fmtPcts(d), mean, lo, hi)
 	}
-	t.Logf("BPF programs: %.2f s CPU = %.2f%% of one CPU while on (all processes' events)", on.bpfCPU, 100*on.bpfCPU/on.secs)
 	for _, k := range bpf.AllKinds {
 		t.Logf("  %-9s %8.0f events/s", k, float64(on.perKind[k])/on.secs)
-	}
-	names := make([]string, 0, len(on.progs))
-	for name := range on.progs {
-		names = append(names, name)
-	}
-	sort.Slice(names, func(i, j int) bool { return on.progs[names[i]].RuntimeNs > on.progs[names[j]].RuntimeNs })
-	for _, name := range names {
-		c := on.progs[name]
-		if c.Runs == 0 {
-			continue
-		}
-		t.Logf("  prog %-28s %9.0f runs/s %7.0f ns/run %5.2f%% of a CPU", name, float64(c.Runs)/on.secs,
-			float64(c.RuntimeNs)/float64(c.Runs), 100*float64(c.RuntimeNs)/1e9/on.secs)
 	}
 	if withGo {
 		kinds := make([]string, 0, len(on.goEvents))
@@ -322,6 +306,41 @@ func TestProfileOverheadBidder(t *testing.T) {
 		for _, k := range kinds {
 			t.Logf("  go %-9s %8.0f events/s", k, float64(on.goEvents[k])/on.secs)
 		}
+	}
+	// The programs' own cost: one more round with the kernel's run-time
+	// statistics on, counted in neither arm.
+	costDir := filepath.Join(dir, "profile-cost")
+	prof := startProfile(costDir, "--program-stats")
+	res, err := load.Run(ctx, load.Config{Rate: rate, Duration: roundDur, Warmup: roundWarmup, Targeter: targeter})
+	if err != nil {
+		t.Fatalf("cost round: %v", err)
+	}
+	if err := prof.Wait(); err != nil {
+		t.Fatalf("tailgate profile --program-stats: %v", err)
+	}
+	var sum profileSummary
+	b, err := os.ReadFile(filepath.Join(costDir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	secs := sum.DurationSec
+	t.Logf("BPF programs (a separate %v round with --program-stats, p50 %v): %.2f s CPU = %.2f%% of one CPU (all processes' events)",
+		roundDur+roundWarmup, latency.Quantile(res.Hist, 0.5), sum.BPFCPUSec, 100*sum.BPFCPUSec/secs)
+	names := make([]string, 0, len(sum.BPFPrograms))
+	for name := range sum.BPFPrograms {
+		names = append(names, name)
+	}
+	sort.Slice(names, func(i, j int) bool { return sum.BPFPrograms[names[i]].RuntimeNs > sum.BPFPrograms[names[j]].RuntimeNs })
+	for _, name := range names {
+		c := sum.BPFPrograms[name]
+		if c.Runs == 0 {
+			continue
+		}
+		t.Logf("  prog %-28s %9.0f runs/s %7.0f ns/run %5.2f%% of a CPU", name, float64(c.Runs)/secs,
+			float64(c.RuntimeNs)/float64(c.Runs), 100*float64(c.RuntimeNs)/1e9/secs)
 	}
 }
 
