@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/tailgate-ci/tailgate/internal/symbol"
 )
 
@@ -122,6 +125,12 @@ func TestLive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The kernel's run-time statistics, for Stats.Programs.
+			statsOn := false
+			if c, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME); err == nil {
+				defer c.Close()
+				statsOn = true
+			}
 			info := s.Info()
 			t.Logf("%s, offsets from %s, reasons from %s, probes: %s", info.GoVersion, info.OffsetsSource, info.ReasonsSource, strings.Join(info.Probes, ", "))
 			wait := collect(s)
@@ -181,6 +190,12 @@ func TestLive(t *testing.T) {
 			}
 			evs := wait()
 			t.Logf("events %v lost %v mapfull %v", st.Events, st.Lost, st.MapFull)
+			if statsOn && (st.Programs["execute_entry"].Runs == 0 || st.Programs["gopark_entry"].Runs == 0) {
+				t.Errorf("no program statistics for the probes: %+v", st.Programs)
+			}
+			for name, c := range st.Programs {
+				t.Logf("  prog %-22s %7d hits %6.0f ns a run", name, c.Runs, float64(c.Runtime)/float64(c.Runs))
+			}
 			if st.TotalLost() != 0 {
 				t.Errorf("lost events: %+v", st)
 			}

@@ -70,6 +70,19 @@ type Stats struct {
 	MapFull map[Kind]uint64 // interval starts that could not be remembered
 	Decode  uint64          // records that failed to decode
 	Unread  uint64          // decoded but not delivered: the Start context ended first
+	// Programs is each uprobe program's run count and CPU time from the
+	// kernel's BPF run-time statistics, for programs that ran while they
+	// were on (bpf.Options.ProgramStats turns them on for every program on
+	// the host); empty otherwise. Runs count probe hits of the target.
+	Programs map[string]ProgramCost
+}
+
+// ProgramCost is one program's kernel run-time statistics. Runtime is the
+// program's own time: the uprobe's trap and the kernel's handling of it
+// around the program are not in it.
+type ProgramCost struct {
+	Runs    uint64
+	Runtime time.Duration
 }
 
 // TotalLost returns every event lost in the kernel or in decoding.

@@ -355,6 +355,12 @@ func (s *Session) Stop() (Stats, error) {
 	}
 	<-s.done
 
+	progs := map[string]ProgramCost{}
+	for name, p := range s.coll.Programs {
+		if ps, err := p.Stats(); err == nil && ps.RunCount > 0 {
+			progs[name] = ProgramCost{Runs: ps.RunCount, Runtime: ps.Runtime}
+		}
+	}
 	lost, err := readDrops(s.coll.Maps["drops"])
 	if err != nil {
 		errs = append(errs, err)
@@ -370,6 +376,9 @@ func (s *Session) Stop() (Stats, error) {
 	}
 	if s.stopErr != nil {
 		errs = append(errs, s.stopErr)
+	}
+	if len(progs) > 0 {
+		s.stats.Programs = progs
 	}
 	s.stopped = true
 	s.stopErr = errors.Join(errs...)

@@ -28,6 +28,9 @@ type goSummary struct {
 	Targets []goTarget `json:"targets,omitempty"`
 	// Skipped says, per pid, why the Go probes could not attach.
 	Skipped map[string]string `json:"skipped,omitempty"`
+	// Programs are the uprobe programs' hits and CPU time, with
+	// --program-stats (summed over targets).
+	Programs map[string]programCost `json:"bpf_programs,omitempty"`
 }
 
 type goTarget struct {
@@ -111,6 +114,15 @@ func (g *goRecorder) summary() *goSummary {
 		}
 		s.Decode += st.Decode
 		s.Unread += st.Unread
+		for name, c := range st.Programs {
+			if s.Programs == nil {
+				s.Programs = map[string]programCost{}
+			}
+			pc := s.Programs[name]
+			pc.Runs += c.Runs
+			pc.RuntimeNs += c.Runtime.Nanoseconds()
+			s.Programs[name] = pc
+		}
 	}
 	return s
 }

@@ -329,13 +329,22 @@ func TestProfileOverheadBidder(t *testing.T) {
 	secs := sum.DurationSec
 	t.Logf("BPF programs (a separate %v round with --program-stats, p50 %v): %.2f s CPU = %.2f%% of one CPU (all processes' events)",
 		roundDur+roundWarmup, latency.Quantile(res.Hist, 0.5), sum.BPFCPUSec, 100*sum.BPFCPUSec/secs)
-	names := make([]string, 0, len(sum.BPFPrograms))
-	for name := range sum.BPFPrograms {
+	progs := map[string]programCost{}
+	for name, c := range sum.BPFPrograms {
+		progs[name] = c
+	}
+	if sum.Go != nil {
+		for name, c := range sum.Go.Programs { // uprobe programs: runs are probe hits
+			progs["go:"+name] = c
+		}
+	}
+	names := make([]string, 0, len(progs))
+	for name := range progs {
 		names = append(names, name)
 	}
-	sort.Slice(names, func(i, j int) bool { return sum.BPFPrograms[names[i]].RuntimeNs > sum.BPFPrograms[names[j]].RuntimeNs })
+	sort.Slice(names, func(i, j int) bool { return progs[names[i]].RuntimeNs > progs[names[j]].RuntimeNs })
 	for _, name := range names {
-		c := sum.BPFPrograms[name]
+		c := progs[name]
 		if c.Runs == 0 {
 			continue
 		}
