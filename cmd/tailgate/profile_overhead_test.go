@@ -208,14 +208,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 					t.Fatalf("tailgate profile: %v", err)
 				}
 				a.selfCPU += (prof.ProcessState.UserTime() + prof.ProcessState.SystemTime()).Seconds()
-				var sum profileSummary
-				b, err := os.ReadFile(filepath.Join(profDir, "summary.json"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := json.Unmarshal(b, &sum); err != nil {
-					t.Fatal(err)
-				}
+				sum := readProfileSummary(t, profDir)
 				for k, n := range sum.Events {
 					kind, _ := bpf.ParseKind(k)
 					a.perKind[kind] += n
@@ -318,14 +311,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 	if err := prof.Wait(); err != nil {
 		t.Fatalf("tailgate profile --program-stats: %v", err)
 	}
-	var sum profileSummary
-	b, err := os.ReadFile(filepath.Join(costDir, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readProfileSummary(t, costDir)
 	secs := sum.DurationSec
 	t.Logf("BPF programs (a separate %v round with --program-stats, p50 %v): %.2f s CPU = %.2f%% of one CPU (all processes' events)",
 		roundDur+roundWarmup, latency.Quantile(res.Hist, 0.5), sum.BPFCPUSec, 100*sum.BPFCPUSec/secs)
@@ -351,6 +337,20 @@ func TestProfileOverheadBidder(t *testing.T) {
 		t.Logf("  prog %-28s %9.0f runs/s %7.0f ns/run %5.2f%% of a CPU", name, float64(c.Runs)/secs,
 			float64(c.RuntimeNs)/float64(c.Runs), 100*float64(c.RuntimeNs)/1e9/secs)
 	}
+}
+
+// readProfileSummary reads the summary.json `tailgate profile` wrote into dir.
+func readProfileSummary(t *testing.T, dir string) profileSummary {
+	t.Helper()
+	var sum profileSummary
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }
 
 func b2i(b bool) int {
