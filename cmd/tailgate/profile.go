@@ -60,7 +60,8 @@ collector KIND (offcpu, runq, futex, pagefault, numa, blockio, oncpu):
                      --program-stats the kernel's run count and CPU time
                      per BPF program (bpf_programs),
                      the CLOCK_MONOTONIC interval profiled (mono_start_ns,
-                     mono_end_ns) and the Go collectors' counts.
+                     mono_end_ns), the Go collectors' counts and how the
+                     consumer was scheduled (consumer).
   go.events.jsonl    with --go or --analyze: the Go-runtime events (GC
                      pauses, assists, parks with wait reasons, ServeHTTP
                      request windows, goroutine scheduling) of internal/tail.
@@ -79,7 +80,10 @@ already-recorded directory instead of recording (no root needed). The
 layout is documented in internal/tail/ARTIFACTS.md.
 
 Recording needs root (or CAP_BPF + CAP_PERFMON). Lost events are reported,
-never hidden.
+never hidden. While recording, the process reads events under SCHED_IDLE
+(--consumer-priority idle), so it takes no CPU the target wants; if it
+falls a second behind the events it goes back to normal priority, and the
+summary says when.
 
 flags:
 `
@@ -97,6 +101,9 @@ type profileOptions struct {
 	bestEffort   bool
 	keepGoIdle   bool
 	progStats    bool
+	// consumerPolicy is the recording consumer's scheduling: "idle"
+	// (SCHED_IDLE while recording, the default) or "normal".
+	consumerPolicy string
 
 	// goEvents records the Go-runtime events (go.events.jsonl).
 	goEvents bool
@@ -139,6 +146,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	fs.BoolVar(&o.bestEffort, "best-effort", false, "skip collectors whose hooks this kernel lacks instead of failing")
 	fs.BoolVar(&o.keepGoIdle, "keep-go-idle", false, "also record off-CPU and futex waits of idle Go runtime threads (no goroutine); by default a Go target's are skipped and counted")
 	fs.BoolVar(&o.progStats, "program-stats", false, "turn the kernel's BPF run-time statistics on and report each program's runs and CPU time (bpf_programs in summary.json); they cost every BPF program on the host two clock reads a run")
+	fs.StringVar(&o.consumerPolicy, "consumer-priority", "idle", "while recording, the event consumer runs under SCHED_IDLE (idle: it never preempts the target and reads events in the gaps; raised back if it falls 1 s behind) or keeps the process's policy (normal)")
 	fs.BoolVar(&o.goEvents, "go", false, "also record the Go-runtime events (go.events.jsonl); implied by --analyze")
 	fs.BoolVar(&o.analyze, "analyze", false, "attribute the tail to contributors and write flame graphs (see above)")
 	fs.StringVar(&o.in, "in", "", "with --analyze: analyze this recorded profile directory instead of recording")
@@ -194,6 +202,9 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 		return nil, usageErrorf("profile: --out is required")
 	}
 	o.goEvents = o.goEvents || o.analyze
+	if o.consumerPolicy != "idle" && o.consumerPolicy != "normal" {
+		return nil, usageErrorf("profile: --consumer-priority %q: want idle or normal", o.consumerPolicy)
+	}
 	if o.duration <= 0 {
 		return nil, usageErrorf("profile: --duration %v: must be positive", o.duration)
 	}
@@ -244,10 +255,11 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	// The mappings now, and again at the end if the targets still run: a
 	// target that exits before the profile ends keeps its stacks readable.
 	startMapsErr := snapshotMaps(o.out, o.pids)
+	sched := newConsumerSched(consumerMaxLag)
 	var gos *goRecorder
 	if o.goEvents {
 		// Go collectors first: the kernel ones then see no probe set-up.
-		gos = startGoRecorder(ctx, o.pids, stderr)
+		gos = startGoRecorder(ctx, o.pids, stderr, sched)
 	}
 	sess, err := bpf.Start(ctx, bpf.Options{
 		PIDs:             o.pids,
@@ -293,11 +305,18 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 		}
 	}
 	defer restoreProcs()
+	if o.consumerPolicy == "idle" {
+		if err := sched.lower(); err != nil {
+			fmt.Fprintf(stderr, "tailgate profile: warning: the consumer keeps its scheduling policy: %v\n", err)
+		}
+	}
+	defer sched.restore()
 	res := symbol.NewResolver()
 	for _, pid := range o.pids {
 		res.Prime(pid) // best effort: an exited process keeps its addresses
 	}
 	w := newProfileWriter(o.out, res)
+	w.sched = sched
 	consumed := make(chan error, 1)
 	go func() { consumed <- w.consume(sess.Events()) }()
 
@@ -318,10 +337,22 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	monoEnd := monoNow()
 	werr := <-consumed
 	restoreProcs()
+	sched.restore()
 	if err := errors.Join(stopErr, werr, goErr); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	w.monoStart, w.monoEnd = monoStart, monoEnd
+	w.consumer = consumerSummary{Priority: o.consumerPolicy}
+	if at, lag, err := sched.raised(); at != 0 || err != nil {
+		if at != 0 {
+			w.consumer.RaisedAtSec = float64(at-monoStart) / 1e9
+			w.consumer.RaisedLagMs = float64(lag) / 1e6
+			fmt.Fprintf(stderr, "tailgate profile: the consumer fell %v behind the events %.1f s in and ran at normal priority from then\n", lag.Round(time.Millisecond), w.consumer.RaisedAtSec)
+		}
+		if err != nil {
+			w.consumer.Error = err.Error()
+		}
+	}
 	if gos != nil {
 		w.goSum = gos.summary()
 		if err := gos.write(filepath.Join(o.out, tail.GoEventsFile)); err != nil {
@@ -383,6 +414,9 @@ type profileWriter struct {
 	// Go collectors' summary (nil without them).
 	monoStart, monoEnd int64
 	goSum              *goSummary
+	consumer           consumerSummary
+
+	sched *consumerSched // told each event's end, to catch a lagging consumer
 }
 
 // rawStack identifies a stack before symbolization.
@@ -595,6 +629,7 @@ func packStack(pcs []uint64) string {
 func (w *profileWriter) consume(events <-chan bpf.Event) error {
 	var firstErr error
 	for e := range events {
+		w.sched.observe(e.TsNs + e.DurNs)
 		if firstErr != nil {
 			continue // keep draining so the session can stop
 		}
@@ -679,7 +714,30 @@ type profileSummary struct {
 	MonoEndNs   int64 `json:"mono_end_ns,omitempty"`
 	// Go is the Go-runtime collectors' summary (go.events.jsonl).
 	Go *goSummary `json:"go,omitempty"`
+	// Consumer is how the recording process was scheduled.
+	Consumer consumerSummary `json:"consumer"`
 }
+
+// consumerSummary is summary.json's "consumer".
+type consumerSummary struct {
+	// Priority is --consumer-priority: idle (SCHED_IDLE while recording)
+	// or normal.
+	Priority string `json:"priority"`
+	// RaisedAtSec, when set, is when (seconds into the profile) the idle
+	// consumer fell RaisedLagMs behind the events and went back to
+	// normal priority for the rest of the recording.
+	RaisedAtSec float64 `json:"raised_at_sec,omitempty"`
+	RaisedLagMs float64 `json:"raised_lag_ms,omitempty"`
+	// Error is a failure to change the consumer's policy.
+	Error string `json:"error,omitempty"`
+}
+
+// consumerMaxLag is how far behind the events an idle-priority consumer
+// may fall before it is raised. The rings (16 MiB kernel, 32 MiB Go) hold
+// several seconds of events at the rates measured against the bidder
+// (~1,200 kernel events a second of at most ~2 KiB; bpf/doc.go
+// "Overhead").
+const consumerMaxLag = time.Second
 
 func kindMap[V any](m map[bpf.Kind]V) map[string]V {
 	out := make(map[string]V, len(m))
@@ -707,6 +765,7 @@ func (w *profileWriter) finish(o *profileOptions, st bpf.Stats, elapsed time.Dur
 		GoIdle: kindMap(st.GoIdle), GoTargets: st.GoTargets, NUMASameNode: st.SameNodeMigrations,
 		Decode: st.Decode, Unread: st.Unread, Skipped: kindMap(st.Skipped), Units: map[string]string{},
 		KernelSyms: "ok", MonoStartNs: w.monoStart, MonoEndNs: w.monoEnd, Go: w.goSum,
+		Consumer: w.consumer,
 	}
 	if len(st.Programs) > 0 {
 		sum.BPFPrograms = map[string]programCost{}

@@ -55,7 +55,7 @@ type goRecorder struct {
 // startGoRecorder attaches the Go probes to every pid. A target the
 // probes do not support (not Go, no privileges) is skipped with its
 // reason, never silently: the analysis then has only client windows.
-func startGoRecorder(ctx context.Context, pids []int, stderr io.Writer) *goRecorder {
+func startGoRecorder(ctx context.Context, pids []int, stderr io.Writer, sched *consumerSched) *goRecorder {
 	g := &goRecorder{skipped: map[string]string{}}
 	for _, pid := range pids {
 		s, err := gort.Start(ctx, gort.Options{PID: pid})
@@ -72,6 +72,7 @@ func startGoRecorder(ctx context.Context, pids []int, stderr io.Writer) *goRecor
 			defer g.wg.Done()
 			var local []gort.Event
 			for e := range s.Events() {
+				sched.observe(e.EndNs)
 				local = append(local, e)
 			}
 			g.mu.Lock()

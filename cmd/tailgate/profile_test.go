@@ -27,6 +27,7 @@ func TestProfileUsageErrors(t *testing.T) {
 		{"bad duration", []string{"--pid", "1", "--out", "x", "--duration", "0s"}, "must be positive"},
 		{"bad collector", []string{"--pid", "1", "--out", "x", "--collectors", "offcpu,gc"}, `unknown collector "gc"`},
 		{"bad hz", []string{"--pid", "1", "--out", "x", "--sample-hz", "0"}, "want 1..10000"},
+		{"bad consumer priority", []string{"--pid", "1", "--out", "x", "--consumer-priority", "low"}, "want idle or normal"},
 		{"extra args", []string{"--pid", "1", "--out", "x", "y"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
@@ -78,7 +79,7 @@ func TestProfileWritesEventsAndFoldedStacks(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	if sum.Schema != ProfileSchemaVersion || sum.Events["oncpu"] == 0 || sum.Units["oncpu"] != "samples" {
+	if sum.Schema != ProfileSchemaVersion || sum.Events["oncpu"] == 0 || sum.Units["oncpu"] != "samples" || sum.Consumer.Priority != "idle" || sum.Consumer.Error != "" {
 		t.Fatalf("summary %+v", sum)
 	}
 	f, err := os.Open(filepath.Join(dir, "oncpu.events.jsonl"))
