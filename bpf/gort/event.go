@@ -94,9 +94,26 @@ type Event struct {
 	// from the binary's own table (values differ between Go releases).
 	WaitReason string
 	// Stack is the user stack at the park (Block only), innermost first:
-	// runtime.gopark's pc, then return addresses.
-	Stack    []uint64
-	StackErr int32 // negative errno of bpf_get_stack, 0 if fine
+	// runtime.gopark's pc, then return addresses. It is unwound when the
+	// goroutine runs again, from the frame pointer the park saved
+	// (gort.bpf.c parked_stack).
+	Stack []uint64
+	// StackErr is a negative errno when the stack could not be taken, 0
+	// if fine (recordings before the unwind at resume: bpf_get_stack's).
+	StackErr int32
+
+	// runImplied (Block): the record also stands for the Run event of the
+	// runtime.execute that ended the park (same goroutine, thread EndTID,
+	// at EndNs); the Session delivers that Run right after the Block.
+	runImplied bool
+}
+
+// impliedRun is the Run event a Block record stands for, if any.
+func impliedRun(e Event) (Event, bool) {
+	if e.Kind != Block || !e.runImplied {
+		return Event{}, false
+	}
+	return Event{Kind: Run, PID: e.PID, TID: e.EndTID, EndTID: e.EndTID, StartNs: e.EndNs, EndNs: e.EndNs, Goid: e.Goid}, true
 }
 
 // Duration returns EndNs - StartNs.
@@ -130,6 +147,8 @@ const (
 	HeaderSize = 64
 	// EventSize is the size of a Block record.
 	EventSize = HeaderSize + 8*maxStack
+	// flagRun in gevent.flags: FLAG_RUN.
+	flagRun = 1
 )
 
 var errShortRecord = errors.New("short record")
@@ -164,6 +183,7 @@ func DecodeEvent(raw []byte) (Event, error) {
 	if len(raw) < EventSize {
 		return Event{}, fmt.Errorf("decode go event: %w: block record of %d bytes, want %d", errShortRecord, len(raw), EventSize)
 	}
+	e.runImplied = le.Uint32(raw[60:])&flagRun != 0
 	n := int32(le.Uint32(raw[56:]))
 	if n < 0 {
 		e.StackErr = n

@@ -109,3 +109,32 @@ func TestIsGCSTW(t *testing.T) {
 		}
 	}
 }
+
+// A Block record flagged FLAG_RUN stands for the Run of the execute that
+// ended the park: the Session delivers it from impliedRun.
+func TestImpliedRun(t *testing.T) {
+	raw := rawEvent(uint32(Block), []uint64{0x401000, 0x402000}, 2)
+	ev, err := DecodeEvent(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := impliedRun(ev); ok {
+		t.Fatal("run implied by a block without FLAG_RUN")
+	}
+	binary.LittleEndian.PutUint32(raw[60:], flagRun)
+	if ev, err = DecodeEvent(raw); err != nil {
+		t.Fatal(err)
+	}
+	run, ok := impliedRun(ev)
+	want := Event{Kind: Run, PID: 100, TID: 102, EndTID: 102, StartNs: 2000, EndNs: 2000, Goid: 42}
+	if !ok || !reflect.DeepEqual(run, want) {
+		t.Fatalf("implied run %+v %v, want %+v", run, ok, want)
+	}
+	req := rawEvent(uint32(Request), nil, 0)
+	if ev, err = DecodeEvent(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := impliedRun(ev); ok {
+		t.Fatal("run implied by a request")
+	}
+}

@@ -33,9 +33,13 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define STW_GC_SWEEP_TERM 2 // runtime.stwGCSweepTerm, Go 1.22-1.26
 
+// gevent.flags
+#define FLAG_RUN 1 // BLOCK: stands for the RUN event of the same runtime.execute too
+
 // Set by the loader.
 volatile const __u32 target_tgid = 0;
 volatile const __s64 goid_off = 0;   // runtime.g.goid
+volatile const __s64 sched_bp_off = 0; // runtime.g.sched.bp
 volatile const __u64 min_block_ns = 0;
 volatile const __u8 emit_run = 1;     // send a RUN event from every runtime.execute
 volatile const __u64 wakeup_bytes = 0; // wake the reader once this much is waiting
@@ -73,19 +77,25 @@ struct {
 	__type(value, __u64);
 } drops SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gevent);
-} scratch SEC(".maps");
+// A parked goroutine: what gopark saw. The stack is not taken here but
+// when the goroutine runs again, and only if the park was long enough
+// (see execute_entry): a small value keeps the map's memory, and the
+// cache lines every park and resume touch, few.
+struct park {
+	__u64 start_ns;
+	__u64 ready_ns; // runtime.ready of this goroutine, 0 if not seen
+	__u64 ip;       // the probed instruction in gopark
+	__u64 ret;      // gopark's return address, in its caller
+	__u32 tid;
+	__u32 reason;   // waitReason
+};
 
-// Parked goroutines, keyed by goid: the BLOCK event in the making.
+// Parked goroutines, keyed by goid.
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct gevent);
+	__type(value, struct park);
 } parked SEC(".maps");
 
 struct span {
@@ -336,32 +346,49 @@ int gopark_entry(struct pt_regs *ctx)
 	__u64 goid = goid_of(ctx->r14);
 	if (goid == 0)
 		return 0;
-	__u32 zero = 0;
-	struct gevent *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return 0;
-	e->kind = KIND_BLOCK;
-	e->pid = target_tgid;
-	e->tid = cur_tid();
-	e->end_tid = 0;
-	e->start_ns = bpf_ktime_get_ns();
-	e->end_ns = 0;
-	e->goid = goid;
-	e->ready_ns = 0;
-	e->arg = ctx->cx & 0xff; // waitReason is a uint8
-	e->flags = 0;
-	// At the entry the frame pointer still is the caller's, so the
-	// caller itself would be missing from the walk: put the return
-	// address at [rsp] in as the second frame.
-	e->stack[0] = ctx->ip;
-	__u64 ret = 0;
-	bpf_probe_read_user(&ret, sizeof(ret), (void *)ctx->sp);
-	e->stack[1] = ret;
-	long n = bpf_get_stack(ctx, &e->stack[2], sizeof(e->stack) - 2 * sizeof(__u64), BPF_F_USER_STACK | 1);
-	e->stack_len = n >= 0 ? (__s32)((__u64)n / 8) + 2 : (__s32)n;
-	if (bpf_map_update_elem(&parked, &goid, e, BPF_ANY))
+	struct park p = {
+		.start_ns = bpf_ktime_get_ns(),
+		.ip = ctx->ip,
+		.tid = cur_tid(),
+		.reason = ctx->cx & 0xff, // waitReason is a uint8
+	};
+	// At the entry the frame pointer still is the caller's: the return
+	// address at [rsp] is the caller's frame, which the walk from the
+	// saved frame pointer would miss.
+	bpf_probe_read_user(&p.ret, sizeof(p.ret), (void *)ctx->sp);
+	if (bpf_map_update_elem(&parked, &goid, &p, BPF_ANY))
 		count_drop(NR_KINDS + KIND_BLOCK);
 	return 0;
+}
+
+// parked_stack unwinds the stack of g, which is not running (it is about to
+// run again), by its frame pointers from g.sched.bp, where mcall (which
+// gopark calls to switch to the scheduler) saved a frame pointer. The
+// innermost two frames (gopark, its caller) come from the park; a first
+// return address from the walk equal to the caller's is skipped (the
+// saved frame pointer is gopark's own in the releases tested: 1.22, 1.26).
+// Returns the number of frames written.
+static __always_inline __s32 parked_stack(struct gevent *e, __u64 g, struct park *p)
+{
+	e->stack[0] = p->ip;
+	e->stack[1] = p->ret;
+	__u64 bp = 0;
+	if (bpf_probe_read_user(&bp, sizeof(bp), (void *)(g + sched_bp_off)))
+		return 2;
+	__s32 n = 2;
+	for (int i = 0; i < MAX_STACK; i++) {
+		__u64 frame[2]; // saved frame pointer, return address
+		if (n >= MAX_STACK || bp == 0 || bpf_probe_read_user(frame, sizeof(frame), (void *)bp) || frame[1] == 0)
+			break;
+		if (!(i == 0 && frame[1] == p->ret)) {
+			e->stack[n & (MAX_STACK - 1)] = frame[1];
+			n++;
+		}
+		if (frame[0] <= bp) // callers' frames are at higher addresses
+			break;
+		bp = frame[0];
+	}
+	return n;
 }
 
 // runtime.ready(gp, traceskip, next): gp becomes runnable.
@@ -371,9 +398,9 @@ int ready_entry(struct pt_regs *ctx)
 	if (!is_target())
 		return 0;
 	__u64 goid = goid_of(ctx->ax);
-	struct gevent *e = bpf_map_lookup_elem(&parked, &goid);
-	if (e && e->ready_ns == 0)
-		e->ready_ns = bpf_ktime_get_ns();
+	struct park *p = bpf_map_lookup_elem(&parked, &goid);
+	if (p && p->ready_ns == 0)
+		p->ready_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -392,16 +419,31 @@ int execute_entry(struct pt_regs *ctx)
 		return 0;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 tid = cur_tid();
-	__u64 goid = goid_of(ctx->ax);
+	__u64 g = ctx->ax;
+	__u64 goid = goid_of(g);
 	if (goid == 0)
 		return 0;
-	struct gevent *e = bpf_map_lookup_elem(&parked, &goid);
-	if (e) {
-		if (now - e->start_ns >= min_block_ns) {
-			e->end_ns = now;
-			e->end_tid = tid;
-			if (bpf_ringbuf_output(&events, e, sizeof(*e), wake_flags()))
-				count_drop(KIND_BLOCK);
+	struct park *p = bpf_map_lookup_elem(&parked, &goid);
+	if (p) {
+		if (now - p->start_ns >= min_block_ns) {
+			struct gevent *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+			if (e) {
+				e->kind = KIND_BLOCK;
+				e->pid = target_tgid;
+				e->tid = p->tid;
+				e->end_tid = tid;
+				e->start_ns = p->start_ns;
+				e->end_ns = now;
+				e->goid = goid;
+				e->ready_ns = p->ready_ns;
+				e->arg = p->reason;
+				e->flags = emit_run ? FLAG_RUN : 0;
+				e->stack_len = parked_stack(e, g, p);
+				bpf_ringbuf_submit(e, wake_flags());
+				bpf_map_delete_elem(&parked, &goid);
+				return 0; // the reader derives the RUN from the BLOCK's end
+			}
+			count_drop(KIND_BLOCK);
 		}
 		bpf_map_delete_elem(&parked, &goid);
 	}

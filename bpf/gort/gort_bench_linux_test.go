@@ -69,7 +69,7 @@ func BenchmarkProbeCost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for name, v := range map[string]any{"target_tgid": uint32(os.Getpid()), "goid_off": offs.GGoid, "emit_run": uint8(0)} {
+			for name, v := range map[string]any{"target_tgid": uint32(os.Getpid()), "goid_off": offs.GGoid, "sched_bp_off": offs.SchedBP(), "emit_run": uint8(0)} {
 				if err := spec.Variables[name].Set(v); err != nil {
 					b.Fatal(err)
 				}

@@ -238,6 +238,11 @@ func TestLive(t *testing.T) {
 						continue
 					}
 					mutexParks++
+					// gopark's caller once: the unwind at resume must not
+					// repeat the return address the park took.
+					if len(e.Stack) > 2 && e.Stack[1] == e.Stack[2] {
+						t.Errorf("parked stack repeats gopark's caller: %#x", e.Stack[:3])
+					}
 					frames := res.User(pid, e.Stack)
 					if mutexParks == 1 {
 						t.Logf("first sync.Mutex park stack: %v", frames)

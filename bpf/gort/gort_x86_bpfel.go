@@ -29,6 +29,16 @@ type gortGevent struct {
 	Stack    [64]uint64
 }
 
+type gortPark struct {
+	_       structs.HostLayout
+	StartNs uint64
+	ReadyNs uint64
+	Ip      uint64
+	Ret     uint64
+	Tid     uint32
+	Reason  uint32
+}
+
 type gortSpan struct {
 	_   structs.HostLayout
 	Ts  uint64
@@ -47,7 +57,6 @@ const (
 	gortMapGcStart            = "gc_start"
 	gortMapParked             = "parked"
 	gortMapRequestStart       = "request_start"
-	gortMapScratch            = "scratch"
 	gortMapStw                = "stw"
 	gortProgExecuteEntry      = "execute_entry"
 	gortProgGcAssistEntry     = "gc_assist_entry"
@@ -63,6 +72,7 @@ const (
 	gortVarEmitRun            = "emit_run"
 	gortVarGoidOff            = "goid_off"
 	gortVarMinBlockNs         = "min_block_ns"
+	gortVarSchedBpOff         = "sched_bp_off"
 	gortVarTargetTgid         = "target_tgid"
 	gortVarUnusedGevent       = "unused_gevent"
 	gortVarWakeupBytes        = "wakeup_bytes"
@@ -133,7 +143,6 @@ type gortMapSpecs struct {
 	GcStart      *ebpf.MapSpec `ebpf:"gc_start"`
 	Parked       *ebpf.MapSpec `ebpf:"parked"`
 	RequestStart *ebpf.MapSpec `ebpf:"request_start"`
-	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
 	Stw          *ebpf.MapSpec `ebpf:"stw"`
 }
 
@@ -144,6 +153,7 @@ type gortVariableSpecs struct {
 	EmitRun      *ebpf.VariableSpec `ebpf:"emit_run"`
 	GoidOff      *ebpf.VariableSpec `ebpf:"goid_off"`
 	MinBlockNs   *ebpf.VariableSpec `ebpf:"min_block_ns"`
+	SchedBpOff   *ebpf.VariableSpec `ebpf:"sched_bp_off"`
 	TargetTgid   *ebpf.VariableSpec `ebpf:"target_tgid"`
 	UnusedGevent *ebpf.VariableSpec `ebpf:"unused_gevent"`
 	WakeupBytes  *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
@@ -175,7 +185,6 @@ type gortMaps struct {
 	GcStart      *ebpf.Map `ebpf:"gc_start"`
 	Parked       *ebpf.Map `ebpf:"parked"`
 	RequestStart *ebpf.Map `ebpf:"request_start"`
-	Scratch      *ebpf.Map `ebpf:"scratch"`
 	Stw          *ebpf.Map `ebpf:"stw"`
 }
 
@@ -187,7 +196,6 @@ func (m *gortMaps) Close() error {
 		m.GcStart,
 		m.Parked,
 		m.RequestStart,
-		m.Scratch,
 		m.Stw,
 	)
 }
@@ -199,6 +207,7 @@ type gortVariables struct {
 	EmitRun      *ebpf.Variable `ebpf:"emit_run"`
 	GoidOff      *ebpf.Variable `ebpf:"goid_off"`
 	MinBlockNs   *ebpf.Variable `ebpf:"min_block_ns"`
+	SchedBpOff   *ebpf.Variable `ebpf:"sched_bp_off"`
 	TargetTgid   *ebpf.Variable `ebpf:"target_tgid"`
 	UnusedGevent *ebpf.Variable `ebpf:"unused_gevent"`
 	WakeupBytes  *ebpf.Variable `ebpf:"wakeup_bytes"`

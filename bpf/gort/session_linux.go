@@ -193,6 +193,7 @@ func Start(ctx context.Context, opts Options) (*Session, error) {
 	vars := map[string]any{
 		"target_tgid":  uint32(opts.PID),
 		"goid_off":     offs.GGoid,
+		"sched_bp_off": offs.SchedBP(),
 		"min_block_ns": uint64(opts.MinBlock),
 		"emit_run":     boolByte(enabled[Run]),
 		"wakeup_bytes": uint64(opts.RingBytes / 8),
@@ -317,6 +318,7 @@ func (s *Session) read() {
 		Delivered:    func(ev Event) { s.locked(func() { s.stats.Events[ev.Kind]++ }) },
 		Unread:       func() { s.locked(func() { s.stats.Unread++ }) },
 		Stopping:     func() (b bool) { s.locked(func() { b = s.stopping }); return },
+		Implied:      impliedRun,
 	})
 	if err != nil {
 		s.locked(func() { s.stopErr = err })

@@ -12,7 +12,7 @@ type fallbackEntry struct {
 // DWARF and data of a binary built by the named toolchain.
 var fallback = map[int]fallbackEntry{
 	22: { // go1.22.12
-		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 192, MProcid: 72},
+		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 192, MProcid: 72, GSched: 56, GobufBP: 48},
 		WaitReasons: []WaitReason{
 			{"Zero", ""},                                         // 0
 			{"GCAssistMarking", "GC assist marking"},             // 1
@@ -54,7 +54,7 @@ var fallback = map[int]fallbackEntry{
 		},
 	},
 	23: { // go1.23.12
-		Offsets: Offsets{GGoid: 160, GM: 48, GWaitReason: 184, MCurg: 192, MProcid: 72},
+		Offsets: Offsets{GGoid: 160, GM: 48, GWaitReason: 184, MCurg: 192, MProcid: 72, GSched: 56, GobufBP: 48},
 		WaitReasons: []WaitReason{
 			{"Zero", ""},                                         // 0
 			{"GCAssistMarking", "GC assist marking"},             // 1
@@ -97,7 +97,7 @@ var fallback = map[int]fallbackEntry{
 		},
 	},
 	24: { // go1.24.13
-		Offsets: Offsets{GGoid: 160, GM: 48, GWaitReason: 184, MCurg: 192, MProcid: 72},
+		Offsets: Offsets{GGoid: 160, GM: 48, GWaitReason: 184, MCurg: 192, MProcid: 72, GSched: 56, GobufBP: 48},
 		WaitReasons: []WaitReason{
 			{"Zero", ""},                                         // 0
 			{"GCAssistMarking", "GC assist marking"},             // 1
@@ -146,7 +146,7 @@ var fallback = map[int]fallbackEntry{
 		},
 	},
 	25: { // go1.25.8
-		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 184, MProcid: 64},
+		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 184, MProcid: 64, GSched: 56, GobufBP: 40},
 		WaitReasons: []WaitReason{
 			{"Zero", ""},                                               // 0
 			{"GCAssistMarking", "GC assist marking"},                   // 1
@@ -198,7 +198,7 @@ var fallback = map[int]fallbackEntry{
 		},
 	},
 	26: { // go1.26.8
-		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 184, MProcid: 64},
+		Offsets: Offsets{GGoid: 152, GM: 48, GWaitReason: 176, MCurg: 184, MProcid: 64, GSched: 56, GobufBP: 40},
 		WaitReasons: []WaitReason{
 			{"Zero", ""},                                               // 0
 			{"GCAssistMarking", "GC assist marking"},                   // 1

@@ -48,8 +48,8 @@ var fallback = map[int]fallbackEntry{
 			t.Fatalf("%s: wait reasons from %q: %v", tc, src, err)
 		}
 		fmt.Fprintf(&buf, "\t%d: { // %s\n", b.GoMinor(), b.GoVersion())
-		fmt.Fprintf(&buf, "\t\tOffsets: Offsets{GGoid: %d, GM: %d, GWaitReason: %d, MCurg: %d, MProcid: %d},\n",
-			o.GGoid, o.GM, o.GWaitReason, o.MCurg, o.MProcid)
+		fmt.Fprintf(&buf, "\t\tOffsets: Offsets{GGoid: %d, GM: %d, GWaitReason: %d, MCurg: %d, MProcid: %d, GSched: %d, GobufBP: %d},\n",
+			o.GGoid, o.GM, o.GWaitReason, o.MCurg, o.MProcid, o.GSched, o.GobufBP)
 		buf.WriteString("\t\tWaitReasons: []WaitReason{\n")
 		for i, r := range wr {
 			fmt.Fprintf(&buf, "\t\t\t{%q, %q}, // %d\n", r.Name, r.String, i)

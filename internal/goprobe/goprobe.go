@@ -236,6 +236,8 @@ type Offsets struct {
 	GWaitReason int64 // runtime.g.waitreason (uint8)
 	MCurg       int64 // runtime.m.curg (*g)
 	MProcid     int64 // runtime.m.procid (uint64, the thread id)
+	GSched      int64 // runtime.g.sched (runtime.gobuf): a parked goroutine's saved context
+	GobufBP     int64 // runtime.gobuf.bp: the frame pointer to unwind a parked goroutine from
 	// Source says where the values came from: "dwarf" or "table go1.NN".
 	Source string
 }
@@ -250,7 +252,16 @@ var offsetFields = []struct {
 	{"runtime.g", "waitreason", func(o *Offsets) *int64 { return &o.GWaitReason }},
 	{"runtime.m", "curg", func(o *Offsets) *int64 { return &o.MCurg }},
 	{"runtime.m", "procid", func(o *Offsets) *int64 { return &o.MProcid }},
+	{"runtime.g", "sched", func(o *Offsets) *int64 { return &o.GSched }},
+	{"runtime.gobuf", "bp", func(o *Offsets) *int64 { return &o.GobufBP }},
 }
+
+// layoutStructs are the runtime structs offsetFields reads.
+var layoutStructs = map[string]bool{"runtime.g": true, "runtime.m": true, "runtime.gobuf": true}
+
+// SchedBP is the offset in runtime.g of sched.bp: where a goroutine that
+// is not running keeps the frame pointer its stack unwinds from.
+func (o Offsets) SchedBP() int64 { return o.GSched + o.GobufBP }
 
 // Offsets returns the runtime struct offsets from DWARF, or from the
 // fallback table for the binary's Go minor version when DWARF is absent.
@@ -286,10 +297,10 @@ func (b *Binary) DWARFOffsets() (Offsets, error) {
 }
 
 func dwarfOffsets(d *dwarf.Data) (Offsets, error) {
-	o := Offsets{GGoid: -1, GM: -1, GWaitReason: -1, MCurg: -1, MProcid: -1, Source: "dwarf"}
+	o := Offsets{GGoid: -1, GM: -1, GWaitReason: -1, MCurg: -1, MProcid: -1, GSched: -1, GobufBP: -1, Source: "dwarf"}
 	found := map[string]bool{}
 	r := d.Reader()
-	for len(found) < 2 {
+	for len(found) < len(layoutStructs) {
 		e, err := r.Next()
 		if err != nil {
 			return o, fmt.Errorf("read DWARF: %w", err)
@@ -301,7 +312,7 @@ func dwarfOffsets(d *dwarf.Data) (Offsets, error) {
 			continue
 		}
 		name, _ := e.Val(dwarf.AttrName).(string)
-		if e.Tag != dwarf.TagStructType || (name != "runtime.g" && name != "runtime.m") || found[name] {
+		if e.Tag != dwarf.TagStructType || !layoutStructs[name] || found[name] {
 			r.SkipChildren()
 			continue
 		}
@@ -326,8 +337,8 @@ func dwarfOffsets(d *dwarf.Data) (Offsets, error) {
 			}
 		}
 	}
-	if !found["runtime.g"] || !found["runtime.m"] || o.GGoid < 0 || o.MCurg < 0 {
-		return o, fmt.Errorf("DWARF has no runtime.g/runtime.m layout (goid %d, curg %d)", o.GGoid, o.MCurg)
+	if !found["runtime.g"] || !found["runtime.m"] || !found["runtime.gobuf"] || o.GGoid < 0 || o.MCurg < 0 || o.GSched < 0 || o.GobufBP < 0 {
+		return o, fmt.Errorf("DWARF has no runtime.g/m/gobuf layout (goid %d, curg %d, sched %d, gobuf.bp %d)", o.GGoid, o.MCurg, o.GSched, o.GobufBP)
 	}
 	return o, nil
 }

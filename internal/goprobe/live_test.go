@@ -31,7 +31,7 @@ func TestLiveOffsets(t *testing.T) {
 	// go test links test binaries without DWARF: then this checks the
 	// fallback table itself against the running runtime.
 	t.Logf("offsets from %s: %+v", o.Source, o)
-	if want := fallback[b.GoMinor()].Offsets; want.GGoid != o.GGoid || want.MCurg != o.MCurg || want.MProcid != o.MProcid || want.GM != o.GM {
+	if want := fallback[b.GoMinor()].Offsets; want.GGoid != o.GGoid || want.MCurg != o.MCurg || want.MProcid != o.MProcid || want.GM != o.GM || want.SchedBP() != o.SchedBP() {
 		t.Errorf("test binary offsets %+v differ from the go1.%d table %+v", o, b.GoMinor(), want)
 	}
 	tlsOff, err := b.TLSGOffset()

@@ -27,6 +27,10 @@ type Hooks[E any] struct {
 	// Stopping reports whether Stop has begun: a flush then ends the loop
 	// (the flush wakes the reader once the last records are in).
 	Stopping func() bool
+	// Implied, if set, returns an event a record stands for besides its
+	// own, delivered right after it (and counted by Delivered): one record
+	// that carries two events saves the programs a ring-buffer write.
+	Implied func(E) (E, bool)
 }
 
 // Pump reads rd until it is closed, or flushed while stopping, and sends
@@ -57,11 +61,20 @@ func Pump[E any](rd *ringbuf.Reader, poll time.Duration, out chan<- E, abort <-c
 			h.DecodeFailed()
 			continue
 		}
-		select {
-		case out <- ev:
-			h.Delivered(ev)
-		case <-abort:
-			h.Unread()
+		deliver(ev, out, abort, h)
+		if h.Implied != nil {
+			if ev2, ok := h.Implied(ev); ok {
+				deliver(ev2, out, abort, h)
+			}
 		}
+	}
+}
+
+func deliver[E any](ev E, out chan<- E, abort <-chan struct{}, h Hooks[E]) {
+	select {
+	case out <- ev:
+		h.Delivered(ev)
+	case <-abort:
+		h.Unread()
 	}
 }
