@@ -136,4 +136,8 @@
 // cpu-ns per channel ping-pong op of two parks, readies and executes):
 // off 605, ready 1849, execute 2620, gopark (with its stack) 4569, a probe
 // the kernel single-steps out of line 22311, the whole session 10354.
+// After the unwind at resume (04:49 UTC 2026-12-04): off 483, ready 2117,
+// execute (now unwinding; RUN events off in this case) 2566, gopark 2417
+// (was 4591 in a run this morning), single-stepped 65354, the whole
+// session 7869 (was 9929 this morning).
 package gort
