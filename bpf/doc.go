@@ -112,8 +112,8 @@
 // target on its CPU for a whole batch of decoding and writing; an
 // idle-policy task never preempts a normal one and runs in the gaps.
 //
-// The benchmark's estimate changed too. A 4 s round's p99 rests on ~25
-// requests per arm, so a block's p99 ratio is very noisy (sd of its log
+// The benchmark's estimate changed too. A block's p99 rests on the ~50
+// slowest of its ~4,800 requests per arm, so its p99 ratio is very noisy (sd of its log
 // ~0.6), and the mean of per-block percent changes, judged until now, is
 // biased upwards by that noise alone (E[Y/X] > 1 when X and Y are alike;
 // TestPairedSummary). It now prints the geometric mean of the per-block
