@@ -242,6 +242,7 @@ type liveRun struct {
 	res          *symbol.Resolver
 	result       *load.Result
 	alive        bool
+	proc         *os.Process // the bidder
 }
 
 // profileRun starts the bidder with fixes, attaches the Go and kernel
@@ -328,6 +329,7 @@ func profileRun(t *testing.T, fixes string, rate float64, dur time.Duration, ker
 	wg.Wait()
 	r.goEvents, r.kernel = goEvents, kernelEvents
 	r.alive = cmd.Process.Signal(syscall.Signal(0)) == nil
+	r.proc = cmd.Process
 	r.windows, err = load.ReadWindows(windowsPath)
 	if err != nil {
 		t.Fatal(err)
@@ -412,6 +414,16 @@ func lockUnderLedger(r *liveRun, s Summary) (ledger, total time.Duration, top []
 func TestLiveBidderBreakdown(t *testing.T) {
 	needRoot(t)
 	base := profileRun(t, "none", liveRate, liveDuration, true)
+	if v := base.result.Validity; !v.Valid && base.alive {
+		// A round the host disturbed (the load generator itself late) is
+		// no evidence either way: one more, and the acceptance is judged
+		// on that one, valid or not. In such a spell the pacing ledger's
+		// reconcile, descheduled while it holds the lock, can grow long
+		// enough that its victims alone make the slowest 1 %.
+		t.Logf("baseline round invalid (%v): running it once more", v.Reasons)
+		base.proc.Kill()
+		base = profileRun(t, "none", liveRate, liveDuration, true)
+	}
 	if !base.alive {
 		t.Fatal("the bidder died under the probes")
 	}
