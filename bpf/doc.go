@@ -151,13 +151,17 @@
 // 12–15 s against the bidder at 600 req/s (/tmp/gohits.sh, 2026-12-04
 // 03:2x and 05:10–05:27 UTC), 5 held the bidder's requests for 0.1–1.1 s
 // (up to every request of a 250 ms stretch over 30 ms), each starting
-// within about 2 s after the session ended, when the statistics go off
-// (the kernel then patches its bpf_stats_enabled_key static branch
-// everywhere, synchronizing every CPU); one session also had a 166 ms
-// hold 2 s after its start. Keeping the consumer idle through its final
-// writing did not help (2 of those 5 sessions). The same sessions without
-// --program-stats, 5 in a row: no hold, worst request 44 ms. The samples
-// are small, but the statistics are for measuring the collectors (the
+// within about 2 s after the session ended, when the statistics go off;
+// one session also had a 166 ms hold 2 s after its start. Keeping the
+// consumer idle through its final writing did not help (2 of those 5
+// sessions). The same sessions without --program-stats, 5 in a row: no
+// hold, worst request 44 ms. Toggling kernel.bpf_stats_enabled by sysctl
+// every 2 s (12 times, /tmp/toggle.sh) gave no hold over 72 ms with
+// nothing attached, and one of 170 ms, 1.5 s after an "off", with the Go
+// probes and on-CPU sampling attached. The mechanism is not found (the
+// statistics are a static branch the kernel patches on every toggle) and
+// the samples are small, but the statistics are for measuring the
+// collectors (the
 // benchmark's extra cost round, which no arm counts) and never run beside
 // a gate. Before 2026-12-03 late they were on in every session, and some
 // of the p99 deltas measured then (below) may have been these holds.
