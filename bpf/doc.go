@@ -149,7 +149,7 @@
 // Turning the statistics on and off appears to stall the target. Of 13
 // `tailgate profile --go --collectors oncpu --program-stats` sessions of
 // 12–15 s against the bidder at 600 req/s (/tmp/gohits.sh, 2026-12-04
-// 03:23 and 05:05–05:20 UTC), 5 held the bidder's requests for 0.1–1.1 s
+// 03:23 and 05:09–05:21 UTC), 5 held the bidder's requests for 0.1–1.1 s
 // (up to every request of a 250 ms stretch over 30 ms), each starting
 // within about 2 s after the session ended, when the statistics go off;
 // one session also had a 166 ms hold 2 s after its start. Keeping the
