@@ -321,6 +321,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	go func() { consumed <- w.consume(sess.Events()) }()
 
 	start := time.Now()
+	cpu0 := processCPU()
 	select {
 	case <-ctx.Done():
 	case <-time.After(o.duration):
@@ -336,13 +337,14 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	stats, stopErr := sess.Stop()
 	monoEnd := monoNow()
 	werr := <-consumed
+	recCPU := processCPU() - cpu0
 	restoreProcs()
 	sched.restore()
 	if err := errors.Join(stopErr, werr, goErr); err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
 	w.monoStart, w.monoEnd = monoStart, monoEnd
-	w.consumer = consumerSummary{Priority: o.consumerPolicy}
+	w.consumer = consumerSummary{Priority: o.consumerPolicy, RecordingCPUSec: recCPU.Seconds()}
 	if at, lag, err := sched.raised(); at != 0 || err != nil {
 		if at != 0 {
 			w.consumer.RaisedAtSec = float64(at-monoStart) / 1e9
@@ -728,6 +730,11 @@ type consumerSummary struct {
 	// normal priority for the rest of the recording.
 	RaisedAtSec float64 `json:"raised_at_sec,omitempty"`
 	RaisedLagMs float64 `json:"raised_lag_ms,omitempty"`
+	// RecordingCPUSec is the CPU this process used from the start of the
+	// recording until the programs were detached and the last event read:
+	// what it took from the target's machine while measuring. Loading the
+	// programs before and symbolizing after are not counted.
+	RecordingCPUSec float64 `json:"recording_cpu_sec"`
 	// Error is a failure to change the consumer's policy.
 	Error string `json:"error,omitempty"`
 }

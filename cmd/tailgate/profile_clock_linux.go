@@ -2,7 +2,11 @@
 
 package main
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // monoNow reads CLOCK_MONOTONIC, the clock of the BPF events and of the
 // load generator's request windows.
@@ -12,4 +16,14 @@ func monoNow() int64 {
 		return 0
 	}
 	return ts.Nano()
+}
+
+// processCPU is the CPU time (user + system) this process has used; 0 if
+// it cannot be read.
+func processCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -135,6 +135,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 		secs     float64
 		cpu      float64 // bidder CPU seconds
 		selfCPU  float64 // the `tailgate profile` process (event consumer) CPU seconds
+		recCPU   float64 // of which while recording (summary.json consumer.recording_cpu_sec)
 		events   uint64
 		perKind  map[bpf.Kind]uint64
 		goEvents map[string]uint64 // per bpf/gort kind
@@ -210,6 +211,7 @@ func TestProfileOverheadBidder(t *testing.T) {
 				}
 				a.selfCPU += (prof.ProcessState.UserTime() + prof.ProcessState.SystemTime()).Seconds()
 				sum := readProfileSummary(t, profDir)
+				a.recCPU += sum.Consumer.RecordingCPUSec
 				for k, n := range sum.Events {
 					kind, _ := bpf.ParseKind(k)
 					a.perKind[kind] += n
@@ -256,9 +258,9 @@ func TestProfileOverheadBidder(t *testing.T) {
 		}
 	}
 	row := func(name string, a *arm) string {
-		return fmt.Sprintf("%-4s p50 %v p99 %v rate %.1f/s bidder CPU %.1f%% (%.0f µs/req) consumer CPU %.1f%% events %d lost %d invalid rounds %d",
+		return fmt.Sprintf("%-4s p50 %v p99 %v rate %.1f/s bidder CPU %.1f%% (%.0f µs/req) consumer CPU %.1f%% (%.1f%% while recording) events %d lost %d invalid rounds %d",
 			name, latency.Quantile(a.hist, 0.5), latency.Quantile(a.hist, 0.99), float64(a.reqs)/a.secs,
-			100*a.cpu/a.secs, 1e6*a.cpu/float64(a.reqs), 100*a.selfCPU/a.secs, a.events, a.lost, a.invalids)
+			100*a.cpu/a.secs, 1e6*a.cpu/float64(a.reqs), 100*a.selfCPU/a.secs, 100*a.recCPU/a.secs, a.events, a.lost, a.invalids)
 	}
 	off, on := arms[false], arms[true]
 	pct := func(x, y float64) float64 { return 100 * (y - x) / x }
