@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -46,6 +47,38 @@ var kindNames = map[Kind]string{
 	Block:   "block",
 	Request: "request",
 	Run:     "run",
+}
+
+// ParseKinds parses a comma-separated list of kind names (gc, stw, assist,
+// block, request, run); "all" or the empty string selects AllKinds.
+func ParseKinds(list string) ([]Kind, error) {
+	list = strings.TrimSpace(list)
+	if list == "" || list == "all" {
+		return append([]Kind(nil), AllKinds...), nil
+	}
+	seen := map[Kind]bool{}
+	var out []Kind
+	for _, f := range strings.Split(list, ",") {
+		name := strings.ToLower(strings.TrimSpace(f))
+		k, ok := Kind(0), false
+		for kk, n := range kindNames {
+			if n == name {
+				k, ok = kk, true
+			}
+		}
+		if !ok {
+			names := make([]string, len(AllKinds))
+			for i, kk := range AllKinds {
+				names[i] = kk.String()
+			}
+			return nil, fmt.Errorf("unknown Go collector %q (want one of %s, or all)", name, strings.Join(names, ", "))
+		}
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	return out, nil
 }
 
 // String returns the kind's short name.

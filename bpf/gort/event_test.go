@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -136,5 +137,21 @@ func TestImpliedRun(t *testing.T) {
 	}
 	if _, ok := impliedRun(ev); ok {
 		t.Fatal("run implied by a request")
+	}
+}
+
+func TestParseKinds(t *testing.T) {
+	for _, in := range []string{"", "all", " all "} {
+		ks, err := ParseKinds(in)
+		if err != nil || len(ks) != len(AllKinds) {
+			t.Errorf("ParseKinds(%q) = %v, %v; want all kinds", in, ks, err)
+		}
+	}
+	ks, err := ParseKinds("request, Block,request")
+	if err != nil || len(ks) != 2 || ks[0] != Request || ks[1] != Block {
+		t.Errorf("ParseKinds = %v, %v; want [request block]", ks, err)
+	}
+	if _, err := ParseKinds("request,oncpu"); err == nil || !strings.Contains(err.Error(), `"oncpu"`) {
+		t.Errorf("want an error naming oncpu, got %v", err)
 	}
 }

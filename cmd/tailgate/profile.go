@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tailgate-ci/tailgate/bpf"
+	"github.com/tailgate-ci/tailgate/bpf/gort"
 	"github.com/tailgate-ci/tailgate/internal/flame"
 	"github.com/tailgate-ci/tailgate/internal/symbol"
 	"github.com/tailgate-ci/tailgate/internal/tail"
@@ -105,8 +106,10 @@ type profileOptions struct {
 	// (SCHED_IDLE while recording, the default) or "normal".
 	consumerPolicy string
 
-	// goEvents records the Go-runtime events (go.events.jsonl).
+	// goEvents records the Go-runtime events (go.events.jsonl), of
+	// goKinds.
 	goEvents bool
+	goKinds  []gort.Kind
 	// analyze, and the analysis inputs (profile_analyze.go).
 	analyze     bool
 	in          string
@@ -148,6 +151,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	fs.BoolVar(&o.progStats, "program-stats", false, "turn the kernel's BPF run-time statistics on and report each program's runs and CPU time (bpf_programs in summary.json); they cost every BPF program on the host two clock reads a run, and sessions with them held a loaded target's requests for up to a second (bpf/doc.go \"Overhead\"): for measuring the collectors, not beside a gate")
 	fs.StringVar(&o.consumerPolicy, "consumer-priority", "idle", "while recording, the event consumer runs under SCHED_IDLE (idle: it never preempts the target and reads events in the gaps; raised back if it falls 1 s behind) or keeps the process's policy (normal)")
 	fs.BoolVar(&o.goEvents, "go", false, "also record the Go-runtime events (go.events.jsonl); implied by --analyze")
+	goKinds := fs.String("go-kinds", "all", "with --go: comma-separated Go collectors: gc, stw, assist, block (gopark, ready and execute probes), request (ServeHTTP), run (execute), or all; the join needs all")
 	fs.BoolVar(&o.analyze, "analyze", false, "attribute the tail to contributors and write flame graphs (see above)")
 	fs.StringVar(&o.in, "in", "", "with --analyze: analyze this recorded profile directory instead of recording")
 	fs.StringVar(&o.base, "base", "", "with --analyze: the base commit's recorded profile directory (head-vs-base graphs)")
@@ -185,7 +189,7 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 	}
 	if o.in != "" {
 		// Analysis of a recorded directory: nothing is recorded.
-		for _, name := range []string{"pid", "duration", "collectors", "min-offcpu", "min-runq", "sample-hz", "best-effort", "go"} {
+		for _, name := range []string{"pid", "duration", "collectors", "min-offcpu", "min-runq", "sample-hz", "best-effort", "go", "go-kinds"} {
 			if set[name] {
 				return nil, usageErrorf("profile: --%s records a profile; --in analyzes a recorded one", name)
 			}
@@ -225,6 +229,17 @@ func parseProfileFlags(args []string, stderr io.Writer) (*profileOptions, error)
 		return nil, usageErrorf("profile: --collectors: %v", err)
 	}
 	o.collectors = ks
+	if set["go-kinds"] && !o.goEvents {
+		return nil, usageErrorf("profile: --go-kinds needs --go")
+	}
+	if set["go-kinds"] && o.analyze {
+		return nil, usageErrorf("profile: --go-kinds: --analyze records every Go collector (its join needs them all)")
+	}
+	gks, err := gort.ParseKinds(*goKinds)
+	if err != nil {
+		return nil, usageErrorf("profile: --go-kinds: %v", err)
+	}
+	o.goKinds = gks
 	return o, nil
 }
 
@@ -259,7 +274,7 @@ func runProfile(ctx context.Context, args []string, stdout, stderr io.Writer, ge
 	var gos *goRecorder
 	if o.goEvents {
 		// Go collectors first: the kernel ones then see no probe set-up.
-		gos = startGoRecorder(ctx, o.pids, stderr, sched)
+		gos = startGoRecorder(ctx, o.pids, o.goKinds, stderr, sched)
 	}
 	sess, err := bpf.Start(ctx, bpf.Options{
 		PIDs:             o.pids,

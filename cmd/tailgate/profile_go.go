@@ -55,10 +55,10 @@ type goRecorder struct {
 // startGoRecorder attaches the Go probes to every pid. A target the
 // probes do not support (not Go, no privileges) is skipped with its
 // reason, never silently: the analysis then has only client windows.
-func startGoRecorder(ctx context.Context, pids []int, stderr io.Writer, sched *consumerSched) *goRecorder {
+func startGoRecorder(ctx context.Context, pids []int, kinds []gort.Kind, stderr io.Writer, sched *consumerSched) *goRecorder {
 	g := &goRecorder{skipped: map[string]string{}}
 	for _, pid := range pids {
-		s, err := gort.Start(ctx, gort.Options{PID: pid})
+		s, err := gort.Start(ctx, gort.Options{PID: pid, Kinds: kinds})
 		if err != nil {
 			g.skipped[strconv.Itoa(pid)] = err.Error()
 			fmt.Fprintf(stderr, "tailgate profile: warning: pid %d: no Go-runtime events: %v\n", pid, err)

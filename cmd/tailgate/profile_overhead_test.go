@@ -41,7 +41,8 @@ import (
 // TAILGATE_OVERHEAD=1 (and root); TAILGATE_OVERHEAD_COLLECTORS picks the
 // kernel collectors (default all), TAILGATE_OVERHEAD_GO=1 adds the Go
 // runtime uprobes (bpf/gort: GC, assists, park/ready, execute, ServeHTTP;
-// `tailgate profile --go`) to the "on" arm, and TAILGATE_OVERHEAD_ROUNDS
+// `tailgate profile --go`) to the "on" arm (TAILGATE_OVERHEAD_GO_KINDS
+// picks them: --go-kinds), and TAILGATE_OVERHEAD_ROUNDS
 // sets the ABBA pairs (default 2); TAILGATE_OVERHEAD_ROUND and
 // TAILGATE_OVERHEAD_WARMUP set each round's measured length (default 15s)
 // and unrecorded lead-in (default 2s, during which `tailgate profile` has
@@ -157,6 +158,9 @@ func TestProfileOverheadBidder(t *testing.T) {
 			"--duration", (roundDur + roundWarmup).String(), "--out", profDir, "--collectors", collectorsFlag}
 		if withGo {
 			args = append(args, "--go")
+			if k := os.Getenv("TAILGATE_OVERHEAD_GO_KINDS"); k != "" {
+				args = append(args, "--go-kinds", k)
+			}
 		}
 		prof := exec.Command(tailgate, append(args, extra...)...)
 		prof.Stderr = os.Stderr

@@ -28,6 +28,9 @@ func TestProfileUsageErrors(t *testing.T) {
 		{"bad collector", []string{"--pid", "1", "--out", "x", "--collectors", "offcpu,gc"}, `unknown collector "gc"`},
 		{"bad hz", []string{"--pid", "1", "--out", "x", "--sample-hz", "0"}, "want 1..10000"},
 		{"bad consumer priority", []string{"--pid", "1", "--out", "x", "--consumer-priority", "low"}, "want idle or normal"},
+		{"go kinds without go", []string{"--pid", "1", "--out", "x", "--go-kinds", "request"}, "--go-kinds needs --go"},
+		{"bad go kind", []string{"--pid", "1", "--out", "x", "--go", "--go-kinds", "request,oncpu"}, `unknown Go collector "oncpu"`},
+		{"go kinds with analyze", []string{"--pid", "1", "--out", "x", "--analyze", "--go-kinds", "block"}, "its join needs them all"},
 		{"extra args", []string{"--pid", "1", "--out", "x", "y"}, "unexpected arguments"},
 	}
 	for _, tt := range tests {
